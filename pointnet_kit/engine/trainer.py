@@ -179,7 +179,8 @@ class Trainer:
         if not isinstance(model, PointNetClassifier):
             raise ConfigError(f"model {config.model.name!r} is not a classifier; the engine trains classifiers")
         self.model = model.to(self.device)
-        if self.dist.enabled:
+        if self.dist.enabled and self.device.type == "cuda":
+            # BatchNorm statistics over the global batch (SyncBatchNorm is CUDA-only; gloo keeps per-process BN).
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
             self.model.model_name, self.model.model_kwargs = model.model_name, model.model_kwargs
         self.optimizer = build_optimizer(self.model, config)
