@@ -1,0 +1,302 @@
+"""Point cloud augmentation that runs on a whole batch at once, on the batch's device.
+
+Every transform takes ``points: (B, N, C)`` with ``C`` = 3 (xyz) or 6 (xyz + normals) and returns a
+new tensor of the same shape on the same device; there is no per-sample Python loop. Normals are
+rotated with the points, re-normalised after an anisotropic scale, and never shifted or jittered.
+
+A single cloud ``(N, C)`` and NumPy arrays work too (the same maths on a batch of one), so the same
+objects serve a per-sample ``Dataset`` pipeline::
+
+    aug = BatchCompose([RotateZ(), Scale(), Jitter()], seed=0)
+    batch = aug(batch)                          # (B, N, 3) tensor, e.g. on the GPU
+    cloud = aug(np_cloud)                       # (N, 3) ndarray in, ndarray out
+    aug = build_batch_transforms([{"name": "rotate_z"}, {"name": "jitter", "sigma": 0.02}])
+
+Randomness: pass ``generator`` (a ``torch.Generator`` on the points' device) to a call, or build the
+transform with ``seed=`` and it keeps its own generator per device; with neither, the global torch
+RNG is used.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError
+
+Tensor = torch.Tensor
+
+__all__ = [
+    "BatchTransform",
+    "BatchCompose",
+    "RotateZ",
+    "RotateSO3",
+    "Scale",
+    "Shift",
+    "Jitter",
+    "Dropout",
+    "Shuffle",
+    "TRANSFORMS",
+    "build_batch_transforms",
+    "random_rotation_matrices",
+]
+
+
+class BatchTransform:
+    """Base class: handles ``(N, C)`` vs ``(B, N, C)``, NumPy vs torch, and the generator.
+
+    Subclasses implement :meth:`apply` on a ``(B, N, C)`` float tensor.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.seed = seed
+        self._generators: dict[torch.device, torch.Generator] = {}
+
+    def apply(self, points: Tensor, generator: torch.Generator | None) -> Tensor:
+        raise NotImplementedError
+
+    def _generator(self, device: torch.device) -> torch.Generator | None:
+        if self.seed is None:
+            return None
+        if device not in self._generators:
+            self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
+        return self._generators[device]
+
+    def __call__(self, points: Tensor | np.ndarray, generator: torch.Generator | None = None) -> Tensor | np.ndarray:
+        is_numpy = isinstance(points, np.ndarray)
+        x = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)) if is_numpy else points
+        if x.dim() not in (2, 3) or x.shape[-1] not in (3, 6):
+            raise ValueError(f"{type(self).__name__}: points must be (N, C) or (B, N, C) with C in (3, 6), got {tuple(x.shape)}")
+        single = x.dim() == 2
+        if single:
+            x = x.unsqueeze(0)
+        if generator is None:
+            generator = self._generator(x.device)
+        out = self.apply(x, generator)
+        if single:
+            out = out.squeeze(0)
+        return out.numpy() if is_numpy else out
+
+    def _params(self) -> dict[str, Any]:
+        names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
+        return {name: getattr(self, name) for name in names}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={_fmt(v)}" for k, v in self._params().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else repr(value)
+
+
+def _uniform(shape: tuple[int, ...], low: float, high: float, like: Tensor, generator: torch.Generator | None) -> Tensor:
+    return torch.rand(shape, generator=generator, device=like.device, dtype=like.dtype) * (high - low) + low
+
+
+def _rotate(points: Tensor, rotation: Tensor) -> Tensor:
+    """Apply ``rotation (B, 3, 3)`` to xyz and, when present, normals: row vectors, ``p @ R^T``."""
+    rt = rotation.transpose(1, 2).to(points.dtype)
+    out = [points[..., :3] @ rt]
+    if points.shape[-1] == 6:
+        out.append(points[..., 3:] @ rt)
+    return torch.cat(out, dim=-1)
+
+
+_AXES = {"x": 0, "y": 1, "z": 2}
+
+
+class RotateZ(BatchTransform):
+    """Random rotation about the up axis by an angle uniform in ``[-angle/2, angle/2]`` (default full circle).
+
+    ``axis`` is ``"z"`` for ModelNet's OFF meshes, the data they are prepared into, and the embedded
+    dataset; the official ``modelnet40_ply_hdf5_2048`` release is y-up (pass ``axis="y"``).
+    """
+
+    def __init__(self, angle: float = 2 * math.pi, axis: str = "z", seed: int | None = None) -> None:
+        super().__init__(seed)
+        if axis not in _AXES:
+            raise ConfigError(f"rotate_z: axis must be one of x, y, z, got {axis!r}")
+        self.angle = float(angle)
+        self.axis = axis
+
+    def apply(self, points: Tensor, generator: torch.Generator | None) -> Tensor:
+        b = points.shape[0]
+        theta = _uniform((b,), -self.angle / 2, self.angle / 2, points, generator)
+        c, s = torch.cos(theta), torch.sin(theta)
+        i, j = [a for a in range(3) if a != _AXES[self.axis]]
+        rotation = torch.zeros(b, 3, 3, device=points.device, dtype=points.dtype)
+        rotation[:, _AXES[self.axis], _AXES[self.axis]] = 1
+        rotation[:, i, i], rotation[:, i, j] = c, -s
+        rotation[:, j, i], rotation[:, j, j] = s, c
+        return _rotate(points, rotation)
+
+
+def random_rotation_matrices(
+    batch: int, device: torch.device | str = "cpu", generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
+) -> Tensor:
+    """``(batch, 3, 3)`` rotations uniform on SO(3) (normalised Gaussian quaternions)."""
+    q = torch.randn(batch, 4, generator=generator, device=device, dtype=dtype)
+    q = q / q.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    w, x, y, z = q.unbind(1)
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        dim=1,
+    ).view(batch, 3, 3)
+
+
+class RotateSO3(BatchTransform):
+    """Random rotation uniform over all of SO(3)."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        super().__init__(seed)
+
+    def apply(self, points: Tensor, generator: torch.Generator | None) -> Tensor:
+        rotation = random_rotation_matrices(points.shape[0], points.device, generator, points.dtype)
+        return _rotate(points, rotation)
+
+
+class Scale(BatchTransform):
+    """Random scale uniform in ``[low, high]``, one factor per axis (``anisotropic``) or one per cloud.
+
+    Normals follow the inverse-transpose rule (``n / s``, re-normalised), so they stay normals.
+    """
+
+    def __init__(self, low: float = 0.8, high: float = 1.25, anisotropic: bool = True, seed: int | None = None) -> None:
+        super().__init__(seed)
+        if not 0 < low <= high:
+            raise ConfigError(f"scale: need 0 < low <= high, got low={low}, high={high}")
+        self.low, self.high, self.anisotropic = float(low), float(high), bool(anisotropic)
+
+    def apply(self, points: Tensor, generator: torch.Generator | None) -> Tensor:
+        s = _uniform((points.shape[0], 1, 3 if self.anisotropic else 1), self.low, self.high, points, generator)
+        out = [points[..., :3] * s]
+        if points.shape[-1] == 6:
+            n = points[..., 3:] / s
+            out.append(n / n.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+        return torch.cat(out, dim=-1)
+
+
+class Shift(BatchTransform):
+    """Random translation of each cloud, uniform in ``[-shift, shift]`` per axis (normals untouched)."""
+
+    def __init__(self, shift: float = 0.1, seed: int | None = None) -> None:
+        super().__init__(seed)
+        self.shift = float(shift)
+
+    def apply(self, points: Tensor, generator: torch.Generator | None) -> Tensor:
+        t = _uniform((points.shape[0], 1, 3), -self.shift, self.shift, points, generator)
+        return torch.cat([points[..., :3] + t, points[..., 3:]], dim=-1)
+
+
+class Jitter(BatchTransform):
+    """Per-point Gaussian noise of std ``sigma``, clipped to ``[-clip, clip]`` (normals untouched)."""
+
+    def __init__(self, sigma: float = 0.01, clip: float = 0.05, seed: int | None = None) -> None:
+        super().__init__(seed)
+        if sigma < 0 or clip <= 0:
+            raise ConfigError(f"jitter: need sigma >= 0 and clip > 0, got sigma={sigma}, clip={clip}")
+        self.sigma, self.clip = float(sigma), float(clip)
+
+    def apply(self, points: Tensor, generator: torch.Generator | None) -> Tensor:
+        noise = torch.randn(points.shape[:2] + (3,), generator=generator, device=points.device, dtype=points.dtype)
+        noise = (noise * self.sigma).clamp_(-self.clip, self.clip)
+        return torch.cat([points[..., :3] + noise, points[..., 3:]], dim=-1)
+
+
+class Dropout(BatchTransform):
+    """Random point dropout as in PointNet++: each cloud draws a ratio in ``[0, max_ratio]`` and every
+    point is dropped with that probability; dropped points become copies of the first point, so the
+    cloud keeps its shape ``(N, C)``."""
+
+    def __init__(self, max_ratio: float = 0.875, seed: int | None = None) -> None:
+        super().__init__(seed)
+        if not 0 <= max_ratio < 1:
+            raise ConfigError(f"dropout: max_ratio must be in [0, 1), got {max_ratio}")
+        self.max_ratio = float(max_ratio)
+
+    def apply(self, points: Tensor, generator: torch.Generator | None) -> Tensor:
+        b, n = points.shape[:2]
+        ratio = _uniform((b, 1), 0.0, self.max_ratio, points, generator)
+        drop = torch.rand((b, n), generator=generator, device=points.device, dtype=points.dtype) < ratio
+        return torch.where(drop.unsqueeze(-1), points[:, :1], points)
+
+
+class Shuffle(BatchTransform):
+    """Random permutation of the points of each cloud."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        super().__init__(seed)
+
+    def apply(self, points: Tensor, generator: torch.Generator | None) -> Tensor:
+        b, n, c = points.shape
+        order = torch.rand((b, n), generator=generator, device=points.device).argsort(dim=1)
+        return torch.gather(points, 1, order.unsqueeze(-1).expand(b, n, c))
+
+
+class BatchCompose(BatchTransform):
+    """Apply transforms in order, sharing one generator (``seed`` here, or the call's ``generator``)."""
+
+    def __init__(self, transforms: Sequence[BatchTransform], seed: int | None = None) -> None:
+        super().__init__(seed)
+        self.transforms = list(transforms)
+
+    def apply(self, points: Tensor, generator: torch.Generator | None) -> Tensor:
+        for t in self.transforms:
+            points = t.apply(points, generator if generator is not None else t._generator(points.device))
+        return points
+
+    def __len__(self) -> int:
+        return len(self.transforms)
+
+    def __repr__(self) -> str:
+        if not self.transforms:
+            return f"{type(self).__name__}([])"
+        inner = "".join(f"\n    {t!r}," for t in self.transforms)
+        seed = "" if self.seed is None else f", seed={self.seed}"
+        return f"{type(self).__name__}([{inner}\n]{seed})"
+
+
+TRANSFORMS: dict[str, type[BatchTransform]] = {
+    "rotate_z": RotateZ,
+    "rotate_so3": RotateSO3,
+    "scale": Scale,
+    "shift": Shift,
+    "jitter": Jitter,
+    "dropout": Dropout,
+    "shuffle": Shuffle,
+}
+
+
+def build_batch_transforms(specs: Sequence[Mapping[str, Any]], seed: int | None = None) -> BatchCompose:
+    """Build a :class:`BatchCompose` from config specs like ``[{"name": "jitter", "sigma": 0.02}, ...]``.
+
+    Raises:
+        ConfigError: a spec that is not a mapping, an unknown ``name``, or an unknown keyword.
+    """
+    transforms = []
+    for i, spec in enumerate(specs or []):
+        if not isinstance(spec, Mapping) or "name" not in spec:
+            raise ConfigError(f"augmentation #{i}: expected a mapping with a 'name' key, got {spec!r}")
+        kwargs = dict(spec)
+        name = kwargs.pop("name")
+        if name not in TRANSFORMS:
+            raise ConfigError(f"augmentation #{i}: unknown name {name!r} (choose from {', '.join(TRANSFORMS)})")
+        cls = TRANSFORMS[name]
+        allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        unknown = sorted(set(kwargs) - set(allowed))
+        if unknown:
+            raise ConfigError(f"augmentation {name!r}: unknown option(s) {', '.join(unknown)} (allowed: {', '.join(allowed)})")
+        try:
+            transforms.append(cls(**kwargs))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"augmentation {name!r}: {exc}") from exc
+    return BatchCompose(transforms, seed=seed)
