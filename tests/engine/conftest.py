@@ -51,4 +51,5 @@ def fast_overrides(root: Path, epochs: int = 2) -> list[str]:
         "runtime.device=cpu",
         "runtime.progress=false",
         "runtime.tensorboard=false",
+        "runtime.num_threads=1",
     ]
