@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from .base import PointCloudDataset, stratified_split
-from .hdf5 import hdf5_splits, read_hdf5_split
+from .hdf5 import read_hdf5_split
 
 __all__ = ["open_dataset", "detect_format", "train_val_split", "EMBEDDED_NAMES", "LAYOUTS"]
 
@@ -119,8 +119,3 @@ def train_val_split(dataset: PointCloudDataset, val_fraction: float = 0.1, seed:
     """A stratified, seeded validation set carved from a training set, so epochs are never picked on test."""
     train_idx, val_idx = stratified_split(dataset.labels, val_fraction, seed)
     return dataset.subset(train_idx), dataset.subset(val_idx)
-
-
-def available_splits(root: str | Path) -> list[str]:
-    """The splits an HDF5 folder has (helper for messages and ``data info``)."""
-    return sorted(hdf5_splits(Path(root)))
