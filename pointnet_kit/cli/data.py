@@ -19,7 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Download and extract ModelNet. Offline or on a dead link it says how to place the files by hand.",
     )
     p.add_argument("name", choices=["modelnet40", "modelnet10"])
-    p.add_argument("--root", type=Path, default=None, help="where to put it (default: data/<name>)")
+    p.add_argument("--root", type=Path, default=None, help="where to extract it (default: data/<name> for off, data for hdf5)")
     p.add_argument("--format", dest="fmt", choices=["off", "hdf5"], default="off",
                    help="off: Princeton's meshes (default); hdf5: the modelnet40_ply_hdf5_2048 release")
     p.add_argument("--url", default=None, help="a mirror to use instead of the official URL")
@@ -62,7 +62,8 @@ def run_download(args: argparse.Namespace) -> int:
                               keep_archive=args.keep_zip, timeout=args.timeout)
     print(f"{args.name} ({args.fmt}) is in {folder}")
     if args.fmt == "off":
-        print(f"next: pointnet-kit data prepare {folder} --out {folder.parent / (args.name + '_hdf5')}")
+        print(f"next: pointnet-kit data prepare {folder} --out {folder.parent / (args.name + '_hdf5')} "
+              "(or train on it directly: it is prepared into a cache on first use)")
     return 0
 
 

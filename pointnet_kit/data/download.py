@@ -183,7 +183,10 @@ def download_dataset(
     keep_archive: bool = False,
     timeout: float = 30.0,
 ) -> Path:
-    """Download and extract ModelNet into ``root`` (default ``data/<name>``); returns the extracted folder.
+    """Download and extract ModelNet into ``root``; returns the extracted folder.
+
+    By default the meshes go to ``data/<name>/ModelNet40`` (or ``ModelNet10``) and the HDF5 release
+    to ``data/modelnet40_ply_hdf5_2048``.
 
     Args:
         name: ``"modelnet40"`` or ``"modelnet10"``.
@@ -201,7 +204,9 @@ def download_dataset(
         raise DataError(f"no download for {name} --format {fmt} (available: {known}); for ModelNet10 as HDF5, download the OFF "
                         "meshes and run 'pointnet-kit data prepare'")
     source = SOURCES[key]
-    root = Path(root) if root is not None else Path("data") / key[0]
+    if root is None:  # data/modelnet40/ModelNet40, data/modelnet10/ModelNet10, data/modelnet40_ply_hdf5_2048
+        root = Path("data") / key[0] if key[1] == "off" else Path("data")
+    root = Path(root)
     folder = root / source.folder
     if folder.is_dir() and any(folder.iterdir()):
         return folder
