@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from .base import PointCloudDataset, stratified_split
-from .hdf5 import hdf5_splits, read_hdf5_split
+from .hdf5 import read_hdf5_split
 
 __all__ = ["open_dataset", "detect_format", "train_val_split", "EMBEDDED_NAMES", "LAYOUTS"]
 
@@ -23,7 +23,8 @@ def _format_here(root: Path) -> str | None:
         return "hdf5"
     if any(root.glob("modelnet*_shape_names.txt")):
         return "normal_resampled"
-    if any(root.glob("*.off")) or any(root.glob("*/*.off")) or any(root.glob("*/*/*.off")):
+    off = ("*.off", "*/*.off", "*/train/*.off", "*/test/*.off")  # flat, folders of flat, <class>/<split>/
+    if any(any(root.glob(pattern)) for pattern in off):
         return "off"
     return None
 
@@ -31,8 +32,8 @@ def _format_here(root: Path) -> str | None:
 def detect_format(root: str | Path) -> tuple[str, Path]:
     """``(format, folder)`` for a dataset folder: ``"hdf5"``, ``"off"`` or ``"normal_resampled"``.
 
-    A folder whose only content is one sub-folder holding a dataset (as an archive extracts) is
-    looked into.
+    A folder with exactly one dataset sub-folder (``data/modelnet40/ModelNet40/`` as a download
+    extracts) is looked into; one with several says which they are.
 
     Raises:
         DataError: missing or empty folder, or a layout that is none of the above.
@@ -48,9 +49,13 @@ def detect_format(root: str | Path) -> tuple[str, Path]:
     entries = [p for p in root.iterdir() if not p.name.startswith(".")]
     if not entries:
         raise DataError(f"{root}: the folder is empty; expected {LAYOUTS}")
-    folders = [p for p in entries if p.is_dir()]
-    if len(folders) == 1 and (fmt := _format_here(folders[0])) is not None:
-        return fmt, folders[0]
+    inside = {p: _format_here(p) for p in sorted(entries) if p.is_dir()}
+    inside = {p: fmt for p, fmt in inside.items() if fmt is not None}
+    if len(inside) == 1:
+        return next(iter(inside.values())), next(iter(inside))
+    if inside:
+        shown = ", ".join(f"{p.name}/ ({fmt})" for p, fmt in inside.items())
+        raise DataError(f"{root}: holds several datasets, not one: {shown}; pass one of these folders")
     shown = ", ".join(sorted(p.name + ("/" if p.is_dir() else "") for p in entries)[:5])
     raise DataError(f"{root}: unknown dataset layout (found {len(entries)} entries: {shown}); expected {LAYOUTS}")
 
@@ -95,7 +100,7 @@ def open_dataset(
     elif fmt == "normal_resampled":
         from .modelnet import normal_resampled_cache
 
-        folder = normal_resampled_cache(folder, cache_dir=cache_dir)
+        folder = normal_resampled_cache(folder, num_points=num_points or 1024, cache_dir=cache_dir)
     data = read_hdf5_split(folder, split, num_points=num_points)
     if use_normals and data.normals is None:
         raise DataError(f"{root}: use_normals=True but this dataset has no normals")
@@ -114,8 +119,3 @@ def train_val_split(dataset: PointCloudDataset, val_fraction: float = 0.1, seed:
     """A stratified, seeded validation set carved from a training set, so epochs are never picked on test."""
     train_idx, val_idx = stratified_split(dataset.labels, val_fraction, seed)
     return dataset.subset(train_idx), dataset.subset(val_idx)
-
-
-def available_splits(root: str | Path) -> list[str]:
-    """The splits an HDF5 folder has (helper for messages and ``data info``)."""
-    return sorted(hdf5_splits(Path(root)))

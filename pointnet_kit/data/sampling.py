@@ -110,6 +110,6 @@ def resample(num_available: int, num_points: int, seed: int | np.random.Generato
     enough, otherwise all of them plus random repeats (padding by resampling)."""
     rng = np.random.default_rng(seed)
     if num_available >= num_points:
-        return np.sort(rng.choice(num_available, num_points, replace=False))
+        return rng.choice(num_available, num_points, replace=False)
     extra = rng.choice(num_available, num_points - num_available, replace=True)
     return np.concatenate([np.arange(num_available), extra])

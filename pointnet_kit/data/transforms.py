@@ -125,15 +125,14 @@ class RotateZ(BatchTransform):
         self.axis = axis
 
     def apply(self, points: Tensor, generator: torch.Generator | None) -> Tensor:
-        b = points.shape[0]
-        theta = _uniform((b,), -self.angle / 2, self.angle / 2, points, generator)
-        c, s = torch.cos(theta), torch.sin(theta)
-        i, j = [a for a in range(3) if a != _AXES[self.axis]]
-        rotation = torch.zeros(b, 3, 3, device=points.device, dtype=points.dtype)
-        rotation[:, _AXES[self.axis], _AXES[self.axis]] = 1
-        rotation[:, i, i], rotation[:, i, j] = c, -s
-        rotation[:, j, i], rotation[:, j, j] = s, c
-        return _rotate(points, rotation)
+        theta = _uniform((points.shape[0],), -self.angle / 2, self.angle / 2, points, generator)
+        c, s, o, l = torch.cos(theta), torch.sin(theta), torch.zeros_like(theta), torch.ones_like(theta)
+        rows = {
+            "z": [c, -s, o, s, c, o, o, o, l],
+            "y": [c, o, s, o, l, o, -s, o, c],
+            "x": [l, o, o, o, c, -s, o, s, c],
+        }[self.axis]
+        return _rotate(points, torch.stack(rows, dim=1).view(-1, 3, 3))
 
 
 def random_rotation_matrices(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import h5py
 import numpy as np
 import pytest
@@ -109,14 +107,11 @@ def test_labels_beyond_class_names(h5_folder):
 
 def test_real_modelnet40_1024(shared_data):
     root = shared_data / "modelnet40_ply_hdf5_1024"
-    start = time.perf_counter()
-    ds = open_dataset(root, num_points=1024)
-    elapsed = time.perf_counter() - start
+    ds = open_dataset(root, num_points=1024)  # its speed: scripts/bench_data.py
     assert len(ds) == 9843 and ds.points.shape == (9843, 1024, 3)
     assert ds.num_classes == 40 and ds.class_names[0] == "airplane" and ds.class_names[-1] == "xbox"
     assert ds.class_counts().min() > 0 and ds.ids[0].endswith(".off")
     assert np.abs(np.linalg.norm(ds.points, axis=2).max(1) - 1).max() < 1e-3  # unit sphere
-    assert elapsed < 30  # seconds, not minutes (scripts/bench_data.py measures it)
     with pytest.raises(DataError, match=r"no 'test' split .*splits found: train"):
         open_dataset(root, split="test")
     with pytest.raises(DataError, match="no normals"):

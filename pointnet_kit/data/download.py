@@ -1,0 +1,227 @@
+"""Downloading ModelNet: streamed, resumable, checksum-verified, safely extracted.
+
+Offline or a dead link gives a :class:`DataError` that says how to place the files by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import sys
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from tqdm import tqdm
+
+from ..errors import DataError
+
+__all__ = ["Source", "SOURCES", "download_file", "safe_extract_zip", "download_dataset", "file_digest"]
+
+
+@dataclass(frozen=True)
+class Source:
+    url: str
+    folder: str  # what the zip extracts to
+    md5: str | None = None
+    note: str = ""
+
+
+# md5 of the official archives as published with widely used loaders; the HDF5 release has no
+# published checksum, so its digest is printed instead of checked.
+SOURCES: dict[tuple[str, str], Source] = {
+    ("modelnet40", "off"): Source("http://modelnet.cs.princeton.edu/ModelNet40.zip", "ModelNet40", "79bcee68fdf02f581938ba15f4cdca51"),
+    ("modelnet10", "off"): Source(
+        "http://3dvision.princeton.edu/projects/2014/3DShapeNets/ModelNet10.zip", "ModelNet10", "18f4c73879802c35aa6178f8e773a99e"
+    ),
+    ("modelnet40", "hdf5"): Source(
+        "https://shapenet.cs.stanford.edu/media/modelnet40_ply_hdf5_2048.zip",
+        "modelnet40_ply_hdf5_2048",
+        note="this Stanford link has often been down; any copy of modelnet40_ply_hdf5_2048.zip works",
+    ),
+}
+
+CHUNK = 1 << 20
+
+
+def file_digest(path: str | Path, algorithm: str = "md5") -> str:
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _progress_enabled(progress: bool | None) -> bool:
+    return progress if progress is not None else sys.stderr.isatty()
+
+
+def download_file(
+    url: str,
+    dest: str | Path,
+    md5: str | None = None,
+    sha256: str | None = None,
+    progress: bool | None = None,
+    timeout: float = 30.0,
+) -> Path:
+    """Stream ``url`` to ``dest``, resuming a partial ``dest.part`` with an HTTP Range request.
+
+    The finished file is checked against ``md5`` / ``sha256`` when given; on a mismatch it is
+    deleted (a later call downloads it afresh) and :class:`DataError` is raised. A ``dest`` that
+    already exists and passes the check is not downloaded again.
+
+    Raises:
+        DataError: unreachable host, HTTP error, interrupted transfer, or checksum mismatch.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.is_file():
+        _verify(dest, md5, sha256)
+        return dest
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.is_file() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": "pointnet-kit", **({"Range": f"bytes={have}-"} if have else {})})
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 416 and have:  # the partial file is already complete
+            response = None
+        else:
+            raise DataError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DataError(f"{url}: cannot connect ({reason})") from exc
+    if response is not None:
+        with response:
+            resumed = response.status == 206
+            total = response.length
+            total = (total + have if resumed else total) if total is not None else None
+            mode, start = ("ab", have) if resumed else ("wb", 0)
+            bar = tqdm(total=total, initial=start, unit="B", unit_scale=True, desc=dest.name, disable=not _progress_enabled(progress))
+            try:
+                with open(part, mode) as f:
+                    for block in iter(lambda: response.read(CHUNK), b""):
+                        f.write(block)
+                        bar.update(len(block))
+            except (OSError, urllib.error.URLError) as exc:
+                raise DataError(f"{url}: the transfer broke off ({exc}); run the command again to resume") from exc
+            finally:
+                bar.close()
+        if total is not None and part.stat().st_size < total:
+            raise DataError(f"{url}: the transfer broke off at {part.stat().st_size} of {total} bytes; run the command again to resume")
+    try:
+        _verify(part, md5, sha256)
+    except DataError:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, dest)
+    return dest
+
+
+def _verify(path: Path, md5: str | None, sha256: str | None) -> None:
+    for algorithm, expected in (("md5", md5), ("sha256", sha256)):
+        if expected:
+            actual = file_digest(path, algorithm)
+            if actual.lower() != expected.lower():
+                raise DataError(
+                    f"{path.name}: checksum mismatch ({algorithm} {actual}, expected {expected}); "
+                    "the file was removed, run the command again to download it afresh"
+                )
+
+
+def safe_extract_zip(archive: str | Path, target: str | Path, progress: bool | None = None) -> list[str]:
+    """Extract a zip into ``target``, refusing (before writing anything) any member that would land
+    outside it: absolute paths, ``..`` components, drive letters, symbolic links. Returns the names.
+
+    Raises:
+        DataError: a corrupt zip or an unsafe member.
+    """
+    archive, target = Path(archive), Path(target).resolve()
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{archive}: not a valid zip file ({exc})") from exc
+    with zf:
+        members = zf.infolist()
+        for info in members:
+            name = info.filename.replace("\\", "/")
+            pure = PurePosixPath(name)
+            if pure.is_absolute() or ".." in pure.parts or (pure.parts and ":" in pure.parts[0]):
+                raise DataError(f"{archive}: unsafe member {info.filename!r} would be written outside {target}; nothing extracted")
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise DataError(f"{archive}: member {info.filename!r} is a symbolic link; nothing extracted")
+            if not (target / name).resolve().is_relative_to(target):
+                raise DataError(f"{archive}: unsafe member {info.filename!r} would be written outside {target}; nothing extracted")
+        target.mkdir(parents=True, exist_ok=True)
+        for info in tqdm(members, desc=f"extract {archive.name}", unit="file", disable=not _progress_enabled(progress)):
+            zf.extract(info, target)
+    return [m.filename for m in members]
+
+
+def _manual_hint(name: str, fmt: str, source: Source, url: str, root: Path, archive: Path) -> str:
+    layout = (
+        f"{root / source.folder}/<class>/train|test/*.off" if fmt == "off" else f"{root / source.folder}/ply_data_*.h5 + shape_names.txt"
+    )
+    note = f" ({source.note})" if source.note else ""
+    return (
+        f"To install {name} by hand{note}: fetch {url} in a browser or on another machine, then either put the zip at "
+        f"{archive} and run this command again (it verifies and extracts it), or extract it yourself so that {layout} exists."
+    )
+
+
+def download_dataset(
+    name: str,
+    root: str | Path | None = None,
+    fmt: str = "off",
+    url: str | None = None,
+    md5: str | None = None,
+    progress: bool | None = None,
+    keep_archive: bool = False,
+    timeout: float = 30.0,
+) -> Path:
+    """Download and extract ModelNet into ``root``; returns the extracted folder.
+
+    By default the meshes go to ``data/<name>/ModelNet40`` (or ``ModelNet10``) and the HDF5 release
+    to ``data/modelnet40_ply_hdf5_2048``.
+
+    Args:
+        name: ``"modelnet40"`` or ``"modelnet10"``.
+        fmt: ``"off"`` (Princeton's meshes) or ``"hdf5"`` (the ``modelnet40_ply_hdf5_2048`` release).
+        url: a mirror instead of the official URL (its checksum is then not assumed).
+        md5: expected md5 of the archive (default: the official one where known).
+        keep_archive: keep the zip after extracting it.
+
+    Raises:
+        DataError: unknown dataset/format, or a failed download with instructions to do it by hand.
+    """
+    key = (name.lower(), fmt.lower())
+    if key not in SOURCES:
+        known = ", ".join(f"{n} --format {f}" for n, f in SOURCES)
+        raise DataError(f"no download for {name} --format {fmt} (available: {known}); for ModelNet10 as HDF5, download the OFF "
+                        "meshes and run 'pointnet-kit data prepare'")
+    source = SOURCES[key]
+    if root is None:  # data/modelnet40/ModelNet40, data/modelnet10/ModelNet10, data/modelnet40_ply_hdf5_2048
+        root = Path("data") / key[0] if key[1] == "off" else Path("data")
+    root = Path(root)
+    folder = root / source.folder
+    if folder.is_dir() and any(folder.iterdir()):
+        return folder
+    url = url or source.url
+    md5 = md5 if md5 is not None else (source.md5 if url == source.url else None)
+    archive = root / Path(PurePosixPath(source.url).name)
+    try:
+        download_file(url, archive, md5=md5, progress=progress, timeout=timeout)
+    except DataError as exc:
+        raise DataError(f"{exc}. {_manual_hint(name, fmt, source, url, root, archive)}") from exc
+    safe_extract_zip(archive, root, progress=progress)
+    if not folder.is_dir():
+        found = ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir())) or "nothing"
+        raise DataError(f"{archive}: extracted, but it holds {found}, not {source.folder}/")
+    if not keep_archive:
+        archive.unlink()
+    shutil.rmtree(root / "__MACOSX", ignore_errors=True)
+    return folder
