@@ -62,7 +62,7 @@ class ClaimResult:
 class _Formulation:
     name: str
     fn: Callable[[torch.Tensor], torch.Tensor]  # input in A's layout -> output in A's layout
-    params: list[nn.Parameter]  # flattened and concatenated, their grads line up across formulations
+    weights: nn.Module  # its parameters' grads, flattened and concatenated, line up across formulations
 
 
 @contextmanager
@@ -125,12 +125,13 @@ def _forward_backward(
     form: _Formulation, x: torch.Tensor, grad_out: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Output, input gradient and flattened weight gradients of one formulation."""
-    for p in form.params:
+    params = list(form.weights.parameters())
+    for p in params:
         p.grad = None
     x = x.detach().clone().requires_grad_(True)
     out = form.fn(x)
     out.backward(grad_out)
-    weight_grad = torch.cat([p.grad.flatten() for p in form.params])
+    weight_grad = torch.cat([p.grad.flatten() for p in params])
     return out.detach(), x.grad.detach(), weight_grad
 
 
@@ -156,12 +157,19 @@ def _compare(
     claim: str,
     title: str,
     forms: Sequence[_Formulation],
-    x: torch.Tensor,
-    grad_out: torch.Tensor,
+    *,
+    input_shape: Sequence[int],
+    output_shape: Sequence[int],
     terms: int,
+    dtype: torch.dtype,
+    device: DeviceLike,
+    seed: int,
     extra_output_diff: Callable[[], float] | None = None,
 ) -> ClaimResult:
-    """Run every formulation forward and backward, diff against the first, then time each."""
+    """Run every formulation forward and backward on the same random input and upstream gradient,
+    diff against the first, then time each."""
+    x = _randn(input_shape, seed + 1, dtype, device)
+    grad_out = _randn(output_shape, seed + 2, dtype, device)
     runs = [_forward_backward(form, x, grad_out) for form in forms]
     (out_a, in_grad_a, weight_grad_a), rest = runs[0], runs[1:]
     output_diff = _diff(out_a, [run[0] for run in rest])
@@ -179,7 +187,7 @@ def _compare(
         output_diff=output_diff,
         input_grad_diff=input_grad_diff,
         weight_grad_diff=weight_grad_diff,
-        params=[sum(p.numel() for p in form.params) for form in forms],
+        params=[sum(p.numel() for p in form.weights.parameters()) for form in forms],
         ms_per_call=[_time_ms(form.fn, x) for form in forms],
         tolerance=tolerance,
         passed=all(d <= tolerance for d in diffs),  # False for NaN too
@@ -200,18 +208,26 @@ def claim_conv1d_linear(
         return torch.stack([linear(x[:, :, i]) for i in range(x.shape[2])], dim=2)
 
     forms = [
-        _Formulation(f"Conv1d({c_in}->{c_out}, k=1) on (B, C, N)", conv, list(conv.parameters())),
-        _Formulation("the same Linear, Python loop over points", loop, list(linear.parameters())),
+        _Formulation(f"Conv1d({c_in}->{c_out}, k=1) on (B, C, N)", conv, conv),
+        _Formulation("the same Linear, Python loop over points", loop, linear),
         _Formulation(
             "the same Linear, once on (B, N, C)",
             lambda x: linear(x.transpose(1, 2)).transpose(1, 2),
-            list(linear.parameters()),
+            linear,
         ),
     ]
-    x = _randn((batch, c_in, num_points), seed + 1, dtype, device)
-    grad_out = _randn((batch, c_out, num_points), seed + 2, dtype, device)
     terms = max(c_in, c_out, batch * num_points)  # weight gradients sum over every point
-    return _compare("1", "Conv1d(k=1) == per-point Linear", forms, x, grad_out, terms)
+    return _compare(
+        "1",
+        "Conv1d(k=1) == per-point Linear",
+        forms,
+        input_shape=(batch, c_in, num_points),
+        output_shape=(batch, c_out, num_points),
+        terms=terms,
+        dtype=dtype,
+        device=device,
+        seed=seed,
+    )
 
 
 @_claim
@@ -233,19 +249,26 @@ def claim_shared_mlp_backends(
         )
 
     forms = [
-        _Formulation(
-            "SharedMLP 3-64-128, Conv1d + BN (train) on (B, C, N)", conv_mlp, list(conv_mlp.parameters())
-        ),
+        _Formulation("SharedMLP 3-64-128, Conv1d + BN (train) on (B, C, N)", conv_mlp, conv_mlp),
         _Formulation(
             "SharedMLP.converted('linear') on (B, N, C)",
             lambda x: linear_mlp(x.transpose(1, 2)).transpose(1, 2),
-            list(linear_mlp.parameters()),
+            linear_mlp,
         ),
     ]
-    x = _randn((batch, channels[0], num_points), seed + 1, dtype, device)
-    grad_out = _randn((batch, channels[-1], num_points), seed + 2, dtype, device)
     terms = max(*channels, batch * num_points)  # BatchNorm statistics and weight gradients
-    return _compare("1b", "SharedMLP conv == linear (BN train)", forms, x, grad_out, terms, buffer_diff)
+    return _compare(
+        "1b",
+        "SharedMLP conv == linear (BN train)",
+        forms,
+        input_shape=(batch, channels[0], num_points),
+        output_shape=(batch, channels[-1], num_points),
+        terms=terms,
+        dtype=dtype,
+        device=device,
+        seed=seed,
+        extra_output_diff=buffer_diff,
+    )
 
 
 @_claim
@@ -257,17 +280,25 @@ def claim_conv2d_linear(
     conv = _seeded(seed, lambda: nn.Conv2d(c_in, c_out, kernel_size=1), dtype, device)
     linear = conv2d_to_linear(conv)
     forms = [
-        _Formulation(f"Conv2d({c_in}->{c_out}, 1x1) on (B, C, H, W)", conv, list(conv.parameters())),
+        _Formulation(f"Conv2d({c_in}->{c_out}, 1x1) on (B, C, H, W)", conv, conv),
         _Formulation(
             "the same Linear on (B, H, W, C)",
             lambda x: linear(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2),
-            list(linear.parameters()),
+            linear,
         ),
     ]
-    x = _randn((batch, c_in, size, size), seed + 1, dtype, device)
-    grad_out = _randn((batch, c_out, size, size), seed + 2, dtype, device)
     terms = max(c_in, c_out, batch * size * size)
-    return _compare("2", "Conv2d(1x1) == per-pixel Linear", forms, x, grad_out, terms)
+    return _compare(
+        "2",
+        "Conv2d(1x1) == per-pixel Linear",
+        forms,
+        input_shape=(batch, c_in, size, size),
+        output_shape=(batch, c_out, size, size),
+        terms=terms,
+        dtype=dtype,
+        device=device,
+        seed=seed,
+    )
 
 
 @_claim
@@ -284,22 +315,30 @@ def claim_fc_image_conv(
         _Formulation(
             f"FC {features}->{features} on the flattened image",
             lambda x: fc(x.flatten(1)),
-            list(fc.parameters()),
+            fc,
         ),
         _Formulation(
             f"Conv2d(1->{features}, one {side}x{side} kernel per output)",
             lambda x: full_kernel(x).flatten(1),
-            list(full_kernel.parameters()),
+            full_kernel,
         ),
         _Formulation(
             f"image as {features}x1x1, Conv2d({features}->{features}, 1x1)",
             lambda x: pointwise(x.reshape(x.shape[0], features, 1, 1)).flatten(1),
-            list(pointwise.parameters()),
+            pointwise,
         ),
     ]
-    x = _randn((batch, 1, side, side), seed + 1, dtype, device)
-    grad_out = _randn((batch, features), seed + 2, dtype, device)
-    return _compare("3", "FC 784->784 == 28x28 conv == 1x1 conv", forms, x, grad_out, features)
+    return _compare(
+        "3",
+        "FC 784->784 == 28x28 conv == 1x1 conv",
+        forms,
+        input_shape=(batch, 1, side, side),
+        output_shape=(batch, features),
+        terms=features,
+        dtype=dtype,
+        device=device,
+        seed=seed,
+    )
 
 
 @_claim
@@ -314,18 +353,26 @@ def claim_class_maps(
         _Formulation(
             f"Conv1d({channels}->{num_classes}, k=1) class maps, mean over points",
             lambda x: class_maps(x).mean(dim=2),
-            list(class_maps.parameters()),
+            class_maps,
         ),
         _Formulation(
             f"FC {channels}->{num_classes} on the mean feature",
             lambda x: head(x.mean(dim=2)),
-            list(head.parameters()),
+            head,
         ),
     ]
-    x = _randn((batch, channels, num_points), seed + 1, dtype, device)
-    grad_out = _randn((batch, num_classes), seed + 2, dtype, device)
     terms = max(channels, batch * num_points)
-    return _compare("4a", "1x1 class maps + mean == FC head", forms, x, grad_out, terms)
+    return _compare(
+        "4a",
+        "1x1 class maps + mean == FC head",
+        forms,
+        input_shape=(batch, channels, num_points),
+        output_shape=(batch, num_classes),
+        terms=terms,
+        dtype=dtype,
+        device=device,
+        seed=seed,
+    )
 
 
 @_claim
@@ -338,19 +385,26 @@ def claim_permutation_invariance(
     generator = torch.Generator().manual_seed(seed + 3)
     perm = torch.stack([torch.randperm(num_points, generator=generator) for _ in range(batch)])
     index = perm.to(device).unsqueeze(-1).expand(-1, -1, 3)  # (B, N, 3)
-    params = list(model.parameters())
     forms = [
-        _Formulation("pointnet (eval) on the points", lambda x: model(x)["logits"], params),
+        _Formulation("pointnet (eval) on the points", lambda x: model(x)["logits"], model),
         _Formulation(
             "the same model on the points permuted",
             lambda x: model(torch.gather(x, 1, index))["logits"],
-            params,
+            model,
         ),
     ]
-    x = _randn((batch, num_points, 3), seed + 1, dtype, device)
-    grad_out = _randn((batch, 10), seed + 2, dtype, device)
     terms = max(1024, batch * num_points)  # the 1024-d global feature; weight gradients over points
-    return _compare("4b", "PointNet logits ignore point order", forms, x, grad_out, terms)
+    return _compare(
+        "4b",
+        "PointNet logits ignore point order",
+        forms,
+        input_shape=(batch, num_points, 3),
+        output_shape=(batch, 10),
+        terms=terms,
+        dtype=dtype,
+        device=device,
+        seed=seed,
+    )
 
 
 def _conv_flops(module: nn.Module, x: torch.Tensor) -> int:

@@ -102,14 +102,22 @@ def test_broken_shared_mlp_conversion_fails_the_claim(monkeypatch):
 
 
 def test_no_tf32_turns_tf32_off_and_restores():
-    matmul = torch.backends.cuda.matmul
-    before = matmul.fp32_precision if hasattr(torch.backends.cudnn, "conv") else matmul.allow_tf32
+    if hasattr(torch.backends.cudnn, "conv"):  # torch >= 2.9
+
+        def read():
+            return torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
+
+        off = ("ieee", "ieee")
+    else:
+
+        def read():
+            return torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+
+        off = (False, False)
+    before = read()
     with equivalence.no_tf32():
-        assert not torch.backends.cuda.matmul.allow_tf32 or hasattr(torch.backends.cudnn, "conv")
-        if hasattr(torch.backends.cudnn, "conv"):
-            assert matmul.fp32_precision == "ieee" and torch.backends.cudnn.conv.fp32_precision == "ieee"
-    after = matmul.fp32_precision if hasattr(torch.backends.cudnn, "conv") else matmul.allow_tf32
-    assert after == before
+        assert read() == off
+    assert read() == before
 
 
 def test_cli_exits_1_when_a_claim_fails(monkeypatch, capsys):
