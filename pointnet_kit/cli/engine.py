@@ -147,5 +147,5 @@ def run_export(args: argparse.Namespace) -> int:
 
     result = export_checkpoint(args.checkpoint, args.out, args.format)
     checked = ", ".join(f"{b}x{n}" for b, n in result["checked"])
-    print(f"wrote {result['path']} ({result['format']}); max |diff| vs PyTorch {result['max_abs_diff']:.2e} on random batches {checked} (B x N)")
+    print(f"wrote {result['path']} ({result['format']}); max |diff| vs PyTorch {result['max_abs_diff']:.2e} ({result['max_rel_diff']:.1e} relative) on random batches {checked} (B x N)")
     return 0

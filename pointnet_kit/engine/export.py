@@ -34,12 +34,13 @@ def export_checkpoint(
     num_points: int = 1024,
     check_points: tuple[int, ...] = (1024, 517),
     seed: int = 0,
-    atol: float = 1e-4,
+    rtol: float = 1e-5,
 ) -> dict[str, Any]:
     """Write the model to ``out`` and check it against PyTorch at several point counts.
 
     The exported model takes ``points: (B, N, C)`` float32 for any ``B`` and ``N``.
-    Returns ``{"path", "format", "max_abs_diff", "checked": [(batch, points), ...]}``.
+    Fails when the largest difference exceeds ``rtol`` times the largest logit magnitude (at least 1).
+    Returns ``{"path", "format", "max_abs_diff", "max_rel_diff", "checked": [(batch, points), ...]}``.
     """
     if format not in FORMATS:
         raise PointNetKitError(f"unknown export format {format!r}; use {' or '.join(FORMATS)}")
@@ -74,13 +75,18 @@ def export_checkpoint(
             )
             session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
             run = lambda x: session.run(None, {"points": x.numpy()})[0]  # noqa: E731
-    checked, worst = [], 0.0
+    checked, worst, worst_rel = [], 0.0, 0.0
     for batch, n in [(2, check_points[0])] + [(3, n) for n in check_points[1:]]:
         x = torch.randn(batch, n, in_channels, generator=generator)
         with torch.no_grad():
             expected = wrapper(x).numpy()
-        worst = max(worst, float(np.abs(run(x) - expected).max()))
+        diff = float(np.abs(run(x) - expected).max())
+        worst = max(worst, diff)
+        # Relative to the logits' scale: other kernels sum in another order, so float32 rounding differs.
+        worst_rel = max(worst_rel, diff / max(float(np.abs(expected).max()), 1.0))
         checked.append([batch, n])
-    if worst > atol:
-        raise CheckpointError(f"exported {format} model differs from PyTorch by {worst:.2e} (> {atol:.0e})")
-    return {"path": str(out), "format": format, "max_abs_diff": worst, "checked": checked}
+    if worst_rel > rtol:
+        raise CheckpointError(
+            f"exported {format} model differs from PyTorch by {worst:.2e} ({worst_rel:.2e} of the logits' scale, > {rtol:.0e})"
+        )
+    return {"path": str(out), "format": format, "max_abs_diff": worst, "max_rel_diff": worst_rel, "checked": checked}

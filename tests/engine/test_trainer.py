@@ -101,3 +101,10 @@ def test_paper_schedules():
     assert bn_momentum_at(config, 1000) == 0.01
     cosine = config_from_dict({}, ["schedule.name=cosine", "train.epochs=10", "schedule.min_lr=0.0"])
     assert lr_factor(cosine, 0) == 1.0 and lr_factor(cosine, 5) == pytest.approx(0.5)
+
+
+@pytest.mark.gpu
+def test_cuda_run_with_bf16_autocast(tiny_data, tmp_path):
+    summary = train(config_from_dict({}, fast_overrides(tiny_data) + ["runtime.device=cuda", "runtime.amp=bf16"]), tmp_path, log=quiet)
+    assert summary["device"].startswith("cuda")
+    assert load_checkpoint(tmp_path / "checkpoint_last.pt")["model_state"]["head.7.weight"].dtype == torch.float32
