@@ -13,6 +13,7 @@ from ..errors import PointNetKitError
 # Each module defines ``register(subparsers)``, which adds its subcommand(s) with ``func=...``.
 COMMAND_MODULES = [
     "pointnet_kit.cli.equivalence",
+    "pointnet_kit.cli.viz",
 ]
 
 
