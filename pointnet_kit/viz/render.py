@@ -360,11 +360,10 @@ class Renderer:
             control.convert_from_pinhole_camera_parameters(camera, allow_arbitrary=True)
         vis.poll_events()
         vis.update_renderer()
-        image = np.asarray(vis.capture_screen_float_buffer(do_render=True))
-        image = (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
-        if s > 1:  # box-filter downsample
-            image = image.reshape(self.height, s, self.width, s, 3).mean(axis=(1, 3)).round().astype(np.uint8)
-        return image
+        image = np.asarray(vis.capture_screen_float_buffer(do_render=True), dtype=np.float32)
+        if s > 1:  # box-filter downsample (strided sums: much faster than a reshaped mean)
+            image = sum(image[i::s, j::s] for i in range(s) for j in range(s)) / (s * s)
+        return (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
 
     def close(self) -> None:
         """Free the hidden window (rendering again opens a new one)."""

@@ -160,6 +160,7 @@ def write_report(
     The confusion matrix and predictions need the checkpoint, the data and a renderer; when one is
     missing the report still gets written, saying what was left out and why. Returns the HTML's path.
     """
+    from .figures import predictions_panels, render_panels
     from .render import RenderError, save_png
 
     run_dir = Path(run_dir)
@@ -182,7 +183,6 @@ def write_report(
     else:
         try:
             from . import sources
-            from .figures import predictions_figure
 
             _, _, dataset, probs = sources.predict_split(checkpoint, data=data, split="val", device=device)
         except PointNetKitError as exc:
@@ -194,10 +194,11 @@ def write_report(
             title = f"{checkpoint.name} on the validation split: {accuracy:.1%} of {len(dataset)} shapes"
             save_png(confusion_image(matrix, dataset.class_names, title), out / "confusion.png")
             sections.append(_image_section("Confusion matrix", out / "confusion.png", out))
+            panels = predictions_panels(
+                dataset.points[:, : dataset.num_points], dataset.labels, probs, dataset.class_names, n=n
+            )
             try:
-                image = predictions_figure(
-                    dataset.points[:, : dataset.num_points], dataset.labels, probs, dataset.class_names, n=n, size=size
-                )
+                image = render_panels(panels, size=size)
             except RenderError as exc:
                 notes.append(f"Predictions grid left out: {exc}")
             else:
