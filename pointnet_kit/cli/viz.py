@@ -153,8 +153,8 @@ def _background(name: str) -> tuple[float, float, float]:
 def _renderer(args: argparse.Namespace):
     from ..viz.render import Renderer
 
-    if args.size < 16 or args.size > 4096:
-        raise PointNetKitError(f"--size must be between 16 and 4096 pixels, got {args.size}")
+    if not 16 <= args.size <= 2048:
+        raise PointNetKitError(f"--size must be between 16 and 2048 pixels, got {args.size}")
     return Renderer(
         args.size, args.size, point_size=args.point_size, background=_background(args.background), view=_view(args)
     )
@@ -292,11 +292,10 @@ def run_features(args: argparse.Namespace) -> int:
         raise PointNetKitError("--map wins uses the global max pool; drop --layer/--channel")
     model, ckpt = _checkpoint(args.checkpoint)
     points = _model_points(ckpt, args)
-    values, label, title = feature_map(model, points, map, args.layer, args.channel)
+    values, label, title, caption = feature_map(model, points, map, args.layer, args.channel)
     cmap = args.cmap or ("plasma" if map == "wins" else "viridis")
-    panels = heatmap_panels(
-        points, values, label, title=f"{Path(args.file).name}: {title}", cmap=cmap, log=map == "wins"
-    )
+    title = f"{Path(args.file).name}: {title}"
+    panels = heatmap_panels(points, values, label, title=title, cmap=cmap, log=map == "wins", caption=caption)
     layer = args.layer or "mlp2.2"
     suffix = {"wins": "wins", "norm": f"norm_{layer}", "channel": f"{layer}_c{args.channel}"}[map]
     _output(panels, args, f"features_{_slug(Path(args.file).stem)}_{_slug(suffix)}.png")
@@ -312,10 +311,11 @@ def run_critical(args: argparse.Namespace) -> int:
     _check_show(args)
     model, ckpt = _checkpoint(args.checkpoint)
     points = _model_points(ckpt, args)
-    critical = F.critical_points(model, torch.from_numpy(points))["critical"].cpu().numpy()
+    sets = F.critical_points(model, torch.from_numpy(points))
     upper = F.upper_bound_shape(model, torch.from_numpy(points), resolution=args.resolution).cpu().numpy()
-    title = f"{Path(args.file).name}: input | critical points | upper-bound shape"
-    _output(critical_panels(points, critical, upper, title=title), args, f"critical_{_slug(Path(args.file).stem)}.png")
+    title = f"{Path(args.file).name}: what PointNet's global feature depends on"
+    panels = critical_panels(points, sets["critical"].cpu().numpy(), upper, sets["global"].cpu().numpy(), title=title)
+    _output(panels, args, f"critical_{_slug(Path(args.file).stem)}.png")
     return 0
 
 

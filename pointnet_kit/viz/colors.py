@@ -12,6 +12,7 @@ CLOUD = (0.20, 0.45, 0.78)  # plain clouds; the renderer darkens far points for 
 MESH = (0.62, 0.68, 0.78)
 NONE = (0.80, 0.80, 0.80)  # points with nothing to show (zero max-pool wins)
 CRITICAL = (0.85, 0.20, 0.15)
+CRITICAL_TNET = (0.95, 0.66, 0.15)  # critical only for a T-Net's max pool
 UPPER_BOUND = (0.20, 0.45, 0.80)
 
 DEFAULT_CMAP = "viridis"
@@ -95,8 +96,8 @@ def colorbar(
     if log:  # plain numbers (1, 10, 100), not 10^k
         bar.ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     bar.outline.set_linewidth(0.5)
-    if label:
-        bar.set_label(label, fontsize=font_size)
+    if label:  # shrink a long label to the bar's length
+        bar.set_label(label, fontsize=min(font_size, 0.84 * height / (0.62 * len(label))))
     image = figure_image(fig)
     used = np.flatnonzero((image < 250).any(axis=(0, 2)))
     return image[:, : used.max() + 1 + font_size // 2] if len(used) else image

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import PointNetKitError
 from . import colors as C
-from .grid import add_title, grid, hstack, pad
+from .grid import add_title, grid, hstack, label_below, pad
 from .render import UP_AXES, Cloud, Geometry, Renderer, View, show
 
 Color = tuple[float, float, float]
@@ -58,7 +58,10 @@ def render_panels(
         if own:
             renderer.close()
     if panels.colorbar is not None:
-        tile = hstack([tiles[0], C.colorbar(tiles[0].shape[0], **panels.colorbar)], gap=4)
+        tile = tiles[0]
+        if panels.captions:
+            tile = label_below(tile, panels.captions[0], font_size=int(np.clip(tile.shape[1] // 24, 11, 18)))
+        tile = hstack([tile, C.colorbar(tiles[0].shape[0], **panels.colorbar)], gap=4, align="top")
         image = pad(tile, top=6, right=6, bottom=6, left=6)
         return add_title(image, panels.title) if panels.title else image
     return grid(tiles, panels.captions, panels.caption_colors, columns=panels.columns, title=panels.title)
@@ -160,8 +163,10 @@ def heatmap_panels(
     title: str | None = None,
     cmap: str = C.DEFAULT_CMAP,
     log: bool = False,
+    caption: str | None = None,
 ) -> Panels:
-    """One cloud coloured by a per-point scalar ``values: (N,)``, with a colour bar labelled ``label``.
+    """One cloud coloured by a per-point scalar ``values: (N,)``, with a colour bar labelled ``label``
+    and an optional ``caption`` under the cloud.
 
     With ``log`` the scale is logarithmic and points at zero are grey (for counts such as
     max-pool wins, where most points have none).
@@ -179,7 +184,7 @@ def heatmap_panels(
     clouds.append(Cloud(points[order], C.scalar_colors(values[order], cmap, lo, hi, log=log)))
     return Panels(
         scenes=[clouds],
-        captions=[label],
+        captions=None if caption is None else [caption],
         title=title,
         fit=points,
         colorbar={"vmin": lo, "vmax": hi, "cmap": cmap, "label": label, "log": log},
@@ -188,12 +193,12 @@ def heatmap_panels(
 
 def feature_map(
     model, points: np.ndarray, map: str = "wins", layer: str | None = None, channel: int | None = None
-) -> tuple[np.ndarray, str, str]:
+) -> tuple[np.ndarray, str, str, str | None]:
     """Per-point values for a heat map of one cloud ``points: (N, 3)``.
 
     ``map``: ``"wins"`` (max-pool dimensions each point wins), ``"norm"`` (norm of ``layer``'s
     features, default the last) or ``"channel"`` (``channel`` of ``layer``).
-    Returns ``(values (N,), colour-bar label, title)``.
+    Returns ``(values (N,), colour-bar label, title, caption or None)``.
     """
     import torch
 
@@ -203,42 +208,54 @@ def feature_map(
     if map == "wins":
         pooled = F.max_pool_inputs(model, points)["global"]  # (1, D, N)
         wins = F.max_pool_wins(pooled)[0].cpu().numpy()
-        label = f"max-pool dimensions won (of {pooled.shape[1]}); grey: none"
-        return wins, label, f"max-pool wins: {int((wins > 0).sum())} of {len(wins)} points win a dimension"
+        note = f"{int((wins > 0).sum())} of {len(wins)} points win; grey: none"
+        return wins, f"max-pool dimensions won (of {pooled.shape[1]})", "max-pool wins per point", note
     if map not in ("norm", "channel"):
         raise PointNetKitError(f"unknown feature map {map!r}; use wins, norm or channel")
     layer = layer or F.layer_names(model)[-1]
     feats = F.layer_features(model, points, [layer])[layer][0]  # (C, N)
     if map == "norm":
-        return feats.norm(dim=0).cpu().numpy(), f"{layer} feature norm", f"feature norm of {layer} ({feats.shape[0]}-d)"
+        norms = feats.norm(dim=0).cpu().numpy()
+        return norms, f"{layer} feature norm", f"feature norm of {layer} ({feats.shape[0]}-d)", None
     if channel is None or not 0 <= channel < feats.shape[0]:
         raise PointNetKitError(f"channel must be in 0..{feats.shape[0] - 1} for layer {layer}, got {channel}")
-    return feats[channel].cpu().numpy(), f"{layer} channel {channel}", f"channel {channel} of {layer}"
+    values = feats[channel].cpu().numpy()
+    return values, f"{layer} channel {channel}", f"channel {channel} of {layer}", None
 
 
 def critical_panels(
-    points: np.ndarray, critical: np.ndarray, upper_bound: np.ndarray, title: str | None = None
+    points: np.ndarray,
+    critical: np.ndarray,
+    upper_bound: np.ndarray,
+    global_winners: np.ndarray | None = None,
+    title: str | None = None,
 ) -> Panels:
     """Input | critical points | upper-bound shape, side by side with one shared camera.
 
     Args:
-        points: ``(N, 3)`` the input cloud; ``critical: (K,)`` indices into it;
+        points: ``(N, 3)`` the input cloud; ``critical: (K,)`` indices into it.
         upper_bound: ``(M, 3)`` upper-bound points.
+        global_winners: optional indices (a subset of ``critical``) that win the global max pool;
+            the other critical points (needed by the T-Nets' pools) are then drawn lighter.
     """
     points = np.asarray(points)[:, :3]
     upper_bound = np.asarray(upper_bound).reshape(-1, 3)
     critical = np.asarray(critical, dtype=np.int64)
+    colors = np.tile(C.CRITICAL, (len(critical), 1))
+    caption = f"critical points ({len(critical)})"
+    if global_winners is not None:
+        main = np.isin(critical, global_winners)
+        colors[~main] = C.CRITICAL_TNET
+        caption = f"critical points ({int(main.sum())} + {int((~main).sum())} for T-Nets)"
+    # Dense shapes get smaller points so they still read as a shape.
+    upper_scale = float(np.clip(np.sqrt(len(points) / max(len(upper_bound), 1)), 0.5, 1.0))
     return Panels(
         scenes=[
             [Cloud(points)],
-            [Cloud(points[critical], np.tile(C.CRITICAL, (len(critical), 1)), point_scale=1.3)],
-            [Cloud(upper_bound, np.tile(C.UPPER_BOUND, (len(upper_bound), 1)), point_scale=0.6)],
+            [Cloud(points[critical], colors, point_scale=1.2)],
+            [Cloud(upper_bound, np.tile(C.UPPER_BOUND, (len(upper_bound), 1)), point_scale=upper_scale)],
         ],
-        captions=[
-            f"input ({len(points)} points)",
-            f"critical points ({len(critical)})",
-            f"upper-bound shape ({len(upper_bound)})",
-        ],
+        captions=[f"input ({len(points)} points)", caption, f"upper-bound shape ({len(upper_bound)})"],
         title=title,
         columns=3,
         # One camera, fitted to everything drawn, so the panels line up and nothing is clipped.

@@ -162,7 +162,7 @@ def grid(
     cells = []
     width = tiles[0].shape[1]
     # One font size for all captions: the largest at which every caption fits on one line (within limits).
-    size = max(11, width // 13)
+    size = int(np.clip(width // 14, 11, 20))
     if captions is not None:
         size = min(fit_text(c, width - 6, size, max_lines=caption_lines)[1] for c in captions)
     for i, tile in enumerate(tiles):

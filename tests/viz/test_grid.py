@@ -132,6 +132,10 @@ def test_critical_figure_shares_one_camera(renderer):
     image = figures.render_panels(panels, renderer)
     assert image.shape[1] >= 3 * renderer.width
     assert _has(image, C.CRITICAL)
+    split = figures.critical_panels(points, np.arange(0, 300, 7), upper, global_winners=np.arange(0, 300, 14))
+    assert split.captions[1] == "critical points (22 + 21 for T-Nets)"
+    colors = split.scenes[1][0].colors
+    assert (colors == C.CRITICAL).all(1).sum() == 22 and (colors == C.CRITICAL_TNET).all(1).sum() == 21
 
 
 def test_transform_panels_title_gives_scales():
