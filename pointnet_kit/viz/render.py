@@ -6,8 +6,8 @@ in CI with only the system packages in :data:`SYSTEM_PACKAGES`. Open3D is import
 so the rest of the toolkit works where it cannot render.
 
 The camera is fixed and fitted: it looks at the object from ``azimuth``/``elevation`` around the
-up axis (``z`` for ModelNet meshes and the data prepared from them), and its focal length and
-principal point are chosen so the object's projection is centred and fills ``fill`` of the image.
+up axis (``z`` for ModelNet meshes and the data prepared from them), and its position and focal
+length are chosen so the object's projection is centred and fills ``fill`` of the image.
 """
 
 from __future__ import annotations
@@ -422,7 +422,9 @@ def show(
     for i, title in enumerate(titles or []):
         print(f"[{i + 1}] {title}")
     vis = o3d.visualization.Visualizer()
-    if not vis.create_window(window_name=window_name, width=width, height=height):
+    with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+        opened = vis.create_window(window_name=window_name, width=width, height=height)
+    if not opened:
         raise RenderError(_no_renderer_message("Open3D cannot open a window"))
     try:
         for drawable in drawables:

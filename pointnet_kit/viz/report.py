@@ -56,6 +56,8 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 def curves_image(records: Sequence[dict[str, Any]]) -> np.ndarray:
     """Loss, accuracy and learning rate per epoch, three panels side by side; ``(H, W, 3)`` uint8."""
+    from matplotlib.ticker import MaxNLocator
+
     fig = new_figure(13, 3.8)
     axes = fig.subplots(1, len(CURVES))
     epochs = np.array([r.get("epoch", i + 1) for i, r in enumerate(records)], dtype=float)
@@ -83,6 +85,7 @@ def curves_image(records: Sequence[dict[str, Any]]) -> np.ndarray:
                 ax.set_yscale("log")
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if drawn and len(keys) > 1:
             ax.legend(fontsize=8)

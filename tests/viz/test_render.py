@@ -185,6 +185,24 @@ def test_show_needs_a_display(monkeypatch):
         R.show([[R.Cloud(sphere(10))]])
 
 
+def test_show_lays_out_scenes_in_one_window(monkeypatch, capsys):
+    """The interactive path, with the window's event loop stubbed out (no display here)."""
+    o3d = R.import_open3d()
+    added = []
+    real_add = o3d.visualization.Visualizer.add_geometry
+    monkeypatch.setattr(R, "has_display", lambda: True)
+    monkeypatch.setattr(o3d.visualization.Visualizer, "run", lambda self: None)
+    monkeypatch.setattr(
+        o3d.visualization.Visualizer,
+        "add_geometry",
+        lambda self, geometry, *a, **k: added.append(np.asarray(geometry.points)) or real_add(self, geometry, *a, **k),
+    )
+    R.show([[R.Cloud(sphere(50, 1))], [R.Cloud(sphere(50, 2)), R.Cloud(sphere(20, 3))]], ["first", "second"])
+    assert len(added) == 3
+    assert np.linalg.norm(added[0].mean(0) - added[1].mean(0)) > 2  # the two scenes side by side, apart
+    assert capsys.readouterr().out.splitlines() == ["[1] first", "[2] second"]
+
+
 def test_layout_offsets_place_scenes_apart_facing_the_camera():
     clouds = [sphere(50, i) * (i + 1) + i for i in range(6)]
     view = R.View()
