@@ -276,6 +276,9 @@ class _HiddenWindow:
         with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error), _quiet_stderr() as said:
             ok = vis.create_window(window_name="pointnet-kit", width=width, height=height, visible=False)
         if not ok:
+            version = tuple(int(p) for p in o3d.__version__.split(".")[:2] if p.isdigit())
+            if version < (0, 20) and not has_display():
+                raise RenderError(f"headless rendering needs Open3D >= 0.20 (found {o3d.__version__}); upgrade it")
             raise RenderError(
                 _no_renderer_message("Open3D cannot create an offscreen OpenGL context", " / ".join(said[-3:]))
             )

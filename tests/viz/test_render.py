@@ -141,6 +141,16 @@ def test_no_renderer_names_the_missing_packages(monkeypatch):
     assert "apt-get install" in message and all(p in message for p in R.SYSTEM_PACKAGES)
 
 
+def test_old_open3d_without_display_is_told_to_upgrade(monkeypatch):
+    o3d = R.import_open3d()
+    R._HiddenWindow.release()
+    monkeypatch.setattr(o3d.visualization.Visualizer, "create_window", lambda self, **kwargs: False)
+    monkeypatch.setattr(o3d, "__version__", "0.19.0")
+    monkeypatch.setattr(R, "has_display", lambda: False)
+    with pytest.raises(R.RenderError, match=r"needs Open3D >= 0.20 \(found 0.19.0\)"):
+        R.Renderer(32, 32)
+
+
 def test_missing_system_packages_detects_absent_libraries(monkeypatch, tmp_path):
     if not sys.platform.startswith("linux"):
         pytest.skip("the check is for Linux")
