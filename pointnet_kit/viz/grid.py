@@ -102,7 +102,7 @@ def add_title(image: np.ndarray, title: str, font_size: int | None = None, color
     from PIL import Image, ImageDraw
 
     h, w = image.shape[:2]
-    size = font_size or max(12, min(28, w // 30))
+    size = font_size or int(np.clip(w // 34, 14, 22))
     lines, fitted = fit_text(title, w - 12, size, max_lines=2, bold=True)
     font = get_font(fitted, bold=True)
     band = int(fitted * 1.3) * len(lines) + fitted // 2
