@@ -205,15 +205,13 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text).strip("_") or "data"
 
 
-def _checkpoint(path: str):
+def _model_and_points(args: argparse.Namespace):
+    """The checkpoint's model (eval mode) and FILE's points as it expects them: ``(model, (N, 3) array)``."""
     from ..engine.checkpoint import load_model
-
-    return load_model(path)
-
-
-def _model_points(ckpt: dict, args: argparse.Namespace) -> np.ndarray:
-    """FILE's points as the checkpoint's model expects them: ``(N, 3)``."""
     from ..viz import sources
+
+    _check_show(args)
+    model, ckpt = load_model(args.checkpoint)
 
     in_channels = ckpt["model_kwargs"].get("in_channels", 3)
     if in_channels != 3:
@@ -221,7 +219,7 @@ def _model_points(ckpt: dict, args: argparse.Namespace) -> np.ndarray:
             f"this checkpoint's model takes {in_channels} channels per point (normals); viz needs an xyz model"
         )
     num_points = args.points or ((ckpt.get("config") or {}).get("data") or {}).get("num_points") or 1024
-    return sources.load_points(args.file, num_points=num_points, seed=args.seed)
+    return model, sources.load_points(args.file, num_points=num_points, seed=args.seed)
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -286,12 +284,10 @@ def run_predictions(args: argparse.Namespace) -> int:
 def run_features(args: argparse.Namespace) -> int:
     from ..viz.figures import feature_map, heatmap_panels
 
-    _check_show(args)
     map = args.map or ("channel" if args.channel is not None else "norm" if args.layer else "wins")
     if map == "wins" and (args.layer or args.channel is not None):
         raise PointNetKitError("--map wins uses the global max pool; drop --layer/--channel")
-    model, ckpt = _checkpoint(args.checkpoint)
-    points = _model_points(ckpt, args)
+    model, points = _model_and_points(args)
     values, label, title, caption = feature_map(model, points, map, args.layer, args.channel)
     cmap = args.cmap or ("plasma" if map == "wins" else "viridis")
     title = f"{Path(args.file).name}: {title}"
@@ -308,9 +304,7 @@ def run_critical(args: argparse.Namespace) -> int:
     from ..viz import features as F
     from ..viz.figures import critical_panels
 
-    _check_show(args)
-    model, ckpt = _checkpoint(args.checkpoint)
-    points = _model_points(ckpt, args)
+    model, points = _model_and_points(args)
     sets = F.critical_points(model, torch.from_numpy(points))
     upper = F.upper_bound_shape(model, torch.from_numpy(points), resolution=args.resolution).cpu().numpy()
     title = f"{Path(args.file).name}: what PointNet's global feature depends on"
@@ -325,9 +319,7 @@ def run_transform(args: argparse.Namespace) -> int:
     from ..viz import features as F
     from ..viz.figures import transform_panels
 
-    _check_show(args)
-    model, ckpt = _checkpoint(args.checkpoint)
-    points = _model_points(ckpt, args)
+    model, points = _model_and_points(args)
     matrix, transformed = F.input_transform(model, torch.from_numpy(points))
     panels = transform_panels(points, transformed.cpu().numpy(), matrix.cpu().numpy(), up=args.up)
     _output(panels, args, f"transform_{_slug(Path(args.file).stem)}.png")
