@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "pointnet_kit.cli.equivalence",
     "pointnet_kit.cli.data",
     "pointnet_kit.cli.engine",
+    "pointnet_kit.cli.viz",
 ]
 
 

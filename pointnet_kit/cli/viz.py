@@ -1,0 +1,334 @@
+"""``pointnet-kit viz ...`` (pictures of data, predictions and features) and ``pointnet-kit report``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import PointNetKitError
+
+DEFAULT_OUT = Path("viz")
+FEATURE_MAPS = ("wins", "norm", "channel")
+
+
+def _add_common(parser: argparse.ArgumentParser, size: int) -> None:
+    look = parser.add_argument_group("output and look")
+    look.add_argument("--out", metavar="PATH", help=f"PNG file, or folder for it (default: ./{DEFAULT_OUT}/)")
+    look.add_argument("--size", type=int, default=size, metavar="PX", help=f"tile size in pixels (default {size})")
+    look.add_argument("--point-size", type=float, metavar="PX", help="point diameter in pixels (default: size/70)")
+    look.add_argument("--background", default="white", metavar="COLOR", help="tile background: name or #rrggbb")
+    look.add_argument("--up", choices=("x", "y", "z"), default="z", help="the shapes' up axis (ModelNet: z)")
+    look.add_argument("--azimuth", type=float, default=-60.0, metavar="DEG", help="camera angle around the up axis")
+    look.add_argument("--elevation", type=float, default=22.0, metavar="DEG", help="camera angle above the horizon")
+    look.add_argument("--show", action="store_true", help="open an interactive Open3D window instead of writing a PNG")
+
+
+def _add_model_input(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="checkpoint file (or a run folder holding checkpoint_best.pt)")
+    parser.add_argument("file", help="a mesh or point cloud file")
+    parser.add_argument("--points", type=int, metavar="N", help="points sampled from FILE (default: as in training)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    viz = subparsers.add_parser(
+        "viz",
+        help="render clouds, datasets, predictions and features to PNG (or a window with --show)",
+        description="Render point clouds, datasets, predictions and PointNet's features with Open3D. "
+        "Writes PNGs (headless rendering works without a display); --show opens a window instead.",
+    )
+    sub = viz.add_subparsers(dest="viz_command", metavar="WHAT", required=True)
+
+    p = sub.add_parser(
+        "cloud", help="meshes and point clouds from files", description="Render mesh and point cloud files."
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="mesh or point cloud files")
+    p.add_argument("--points", type=int, metavar="N", help="draw N sampled points even for meshes")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    _add_common(p, 320)
+    p.set_defaults(func=run_cloud)
+
+    p = sub.add_parser(
+        "dataset", help="a labelled grid of samples", description="A grid of dataset samples, class name under each."
+    )
+    p.add_argument("data", help='dataset root folder, or "default" for the embedded dataset')
+    p.add_argument("--split", default="train", help="train or test (default train)")
+    p.add_argument("--n", type=int, default=16, help="how many samples (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="which samples")
+    _add_common(p, 224)
+    p.set_defaults(func=run_dataset)
+
+    p = sub.add_parser(
+        "predictions",
+        help="test/validation shapes titled true -> predicted",
+        description="A grid of shapes titled 'true -> predicted (p=..)', green when right, red when wrong.",
+    )
+    p.add_argument("checkpoint", help="checkpoint file or run folder")
+    p.add_argument("--data", help="dataset root (default: the one in the checkpoint's config)")
+    p.add_argument(
+        "--split", choices=("val", "test", "train"), default="val", help="which shapes (default: the validation split)"
+    )
+    p.add_argument("--n", type=int, default=16, help="how many shapes (default 16)")
+    p.add_argument("--wrong-only", action="store_true", help="only mistakes, most confident first")
+    p.add_argument("--seed", type=int, default=0, help="which shapes")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda... (default auto)")
+    p.add_argument("--batch-size", type=int, default=64)
+    _add_common(p, 224)
+    p.set_defaults(func=run_predictions)
+
+    p = sub.add_parser(
+        "features",
+        help="per-point heat map of max-pool wins, a layer's norm, or a channel",
+        description="Colour each point of FILE by (wins) how many of the global feature's dimensions it wins "
+        "in the max pool, (norm) the norm of a layer's per-point features (--layer), or (channel) one "
+        "channel (--layer, --channel). Layers: mlp1.0, mlp1.1 (64-d), mlp2.0 (64), mlp2.1 (128), "
+        "mlp2.2 (1024, the max-pooled one).",
+    )
+    _add_model_input(p)
+    p.add_argument(
+        "--map", choices=FEATURE_MAPS, help="what to show (default: wins; norm with --layer; channel with --channel)"
+    )
+    p.add_argument("--layer", help="layer for norm/channel (default mlp2.2)")
+    p.add_argument("--channel", type=int, help="channel of --layer to show")
+    p.add_argument("--cmap", default=None, help="matplotlib colormap (default: plasma for wins, viridis otherwise)")
+    _add_common(p, 420)
+    p.set_defaults(func=run_features)
+
+    p = sub.add_parser(
+        "critical",
+        help="critical point set and upper-bound shape beside the input",
+        description="The points that decide PointNet's global feature (critical set: each wins at least one "
+        "max-pool dimension) and the grid points that leave it unchanged (upper-bound shape), beside the input.",
+    )
+    _add_model_input(p)
+    p.add_argument(
+        "--resolution", type=int, default=32, help="grid points per axis for the upper-bound shape (default 32)"
+    )
+    _add_common(p, 320)
+    p.set_defaults(func=run_critical)
+
+    p = sub.add_parser(
+        "transform",
+        help="input cloud beside the cloud after the learned input transform",
+        description="The input cloud beside the same cloud after the 3x3 input transform (T-Net).",
+    )
+    _add_model_input(p)
+    _add_common(p, 320)
+    p.set_defaults(func=run_transform)
+
+    p = subparsers.add_parser(
+        "report",
+        help="training curves, confusion matrix and predictions of a run, as PNGs and report.html",
+        description="Write curves.png, confusion.png, predictions.png and a self-contained report.html "
+        "for a run folder.",
+    )
+    p.add_argument("run_dir", help="run folder (config.yaml, metrics.jsonl, checkpoint_best.pt)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: RUN_DIR/report)")
+    p.add_argument("--data", help="dataset root for the confusion matrix (default: the run's)")
+    p.add_argument("--n", type=int, default=16, help="shapes in the predictions grid (default 16)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda... (default auto)")
+    p.set_defaults(func=run_report)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _view(args: argparse.Namespace):
+    from ..viz.render import View
+
+    return View(up=args.up, azimuth=args.azimuth, elevation=args.elevation)
+
+
+def _background(name: str) -> tuple[float, float, float]:
+    from matplotlib.colors import to_rgb
+
+    try:
+        return tuple(float(c) for c in to_rgb(name))
+    except ValueError:
+        raise PointNetKitError(f"--background: not a colour: {name!r} (use a name like white or #rrggbb)") from None
+
+
+def _renderer(args: argparse.Namespace):
+    from ..viz.render import Renderer
+
+    if not 16 <= args.size <= 2048:
+        raise PointNetKitError(f"--size must be between 16 and 2048 pixels, got {args.size}")
+    return Renderer(
+        args.size, args.size, point_size=args.point_size, background=_background(args.background), view=_view(args)
+    )
+
+
+def output_path(out: str | None, default_name: str) -> Path:
+    """``--out`` as a PNG path: a ``.png`` file as given, otherwise a folder for ``default_name``."""
+    import pointnet_kit
+
+    path = DEFAULT_OUT / default_name if out is None else Path(out)
+    if path.suffix.lower() != ".png":
+        path = path / default_name
+    package = Path(pointnet_kit.__file__).resolve().parent
+    if path.resolve().is_relative_to(package):
+        raise PointNetKitError(f"refusing to write {path} inside the installed package; choose another --out")
+    return path
+
+
+def _save(image: np.ndarray, out: str | None, name: str) -> Path:
+    from ..viz.render import save_png
+
+    path = save_png(image, output_path(out, name))
+    print(f"wrote {path} ({image.shape[1]}x{image.shape[0]})")
+    return path
+
+
+def _check_show(args: argparse.Namespace) -> None:
+    """Fail before any work when --show cannot open a window."""
+    if args.show:
+        from ..viz.render import require_display
+
+        require_display()
+
+
+def _output(panels, args: argparse.Namespace, name: str) -> None:
+    """Show ``panels`` in a window (--show) or render them and write the PNG."""
+    from ..viz.figures import render_panels, show_panels
+
+    if args.show:
+        show_panels(panels, view=_view(args), point_size=args.point_size or 4.0)
+        return
+    with _renderer(args) as renderer:
+        image = render_panels(panels, renderer)
+    _save(image, args.out, name)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in text).strip("_") or "data"
+
+
+def _model_and_points(args: argparse.Namespace):
+    """The checkpoint's model (eval mode) and FILE's points as it expects them: ``(model, (N, 3) array)``."""
+    from ..engine.checkpoint import load_model
+    from ..viz import sources
+
+    _check_show(args)
+    model, ckpt = load_model(args.checkpoint)
+
+    in_channels = ckpt["model_kwargs"].get("in_channels", 3)
+    if in_channels != 3:
+        raise PointNetKitError(
+            f"this checkpoint's model takes {in_channels} channels per point (normals); viz needs an xyz model"
+        )
+    num_points = args.points or ((ckpt.get("config") or {}).get("data") or {}).get("num_points") or 1024
+    return model, sources.load_points(args.file, num_points=num_points, seed=args.seed)
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+def run_cloud(args: argparse.Namespace) -> int:
+    from ..viz import sources
+    from ..viz.figures import Panels
+    from ..viz.render import Cloud, Mesh
+
+    _check_show(args)
+    scenes, captions = [], []
+    for file in args.files:
+        mesh = None if args.points else sources.load_mesh(file)
+        if mesh is not None:
+            scenes.append([Mesh(*mesh)])
+        else:
+            scenes.append([Cloud(sources.load_points(file, num_points=args.points or 2048, seed=args.seed))])
+        captions.append(Path(file).name)
+    name = f"cloud_{_slug(Path(args.files[0]).stem)}.png" if len(args.files) == 1 else "clouds.png"
+    _output(Panels(scenes, captions), args, name)
+    return 0
+
+
+def run_dataset(args: argparse.Namespace) -> int:
+    from ..viz import sources
+    from ..viz.figures import dataset_panels
+
+    _check_show(args)
+    if args.n < 1:
+        raise PointNetKitError(f"--n must be at least 1, got {args.n}")
+    dataset = sources.open_dataset(args.data, split=args.split)
+    name = Path(str(args.data)).name or str(args.data)
+    title = f"{name} ({args.split}): {len(dataset)} shapes, {dataset.num_classes} classes"
+    points = dataset.points[:, : dataset.num_points]
+    panels = dataset_panels(points, dataset.labels, dataset.class_names, n=args.n, seed=args.seed, title=title)
+    _output(panels, args, f"dataset_{_slug(name)}_{args.split}.png")
+    return 0
+
+
+def run_predictions(args: argparse.Namespace) -> int:
+    from ..viz import sources
+    from ..viz.figures import predictions_panels
+
+    _check_show(args)
+    if args.n < 1:
+        raise PointNetKitError(f"--n must be at least 1, got {args.n}")
+    _, _, dataset, probs = sources.predict_split(args.checkpoint, args.data, args.split, args.device, args.batch_size)
+    panels = predictions_panels(
+        dataset.points[:, : dataset.num_points],
+        dataset.labels,
+        probs,
+        dataset.class_names,
+        n=args.n,
+        wrong_only=args.wrong_only,
+        seed=args.seed,
+    )
+    _output(panels, args, f"predictions_{args.split}{'_wrong' if args.wrong_only else ''}.png")
+    return 0
+
+
+def run_features(args: argparse.Namespace) -> int:
+    from ..viz.figures import feature_map, heatmap_panels
+
+    map = args.map or ("channel" if args.channel is not None else "norm" if args.layer else "wins")
+    if map == "wins" and (args.layer or args.channel is not None):
+        raise PointNetKitError("--map wins uses the global max pool; drop --layer/--channel")
+    model, points = _model_and_points(args)
+    values, label, title, caption = feature_map(model, points, map, args.layer, args.channel)
+    cmap = args.cmap or ("plasma" if map == "wins" else "viridis")
+    title = f"{Path(args.file).name}: {title}"
+    panels = heatmap_panels(points, values, label, title=title, cmap=cmap, log=map == "wins", caption=caption)
+    layer = args.layer or "mlp2.2"
+    suffix = {"wins": "wins", "norm": f"norm_{layer}", "channel": f"{layer}_c{args.channel}"}[map]
+    _output(panels, args, f"features_{_slug(Path(args.file).stem)}_{_slug(suffix)}.png")
+    return 0
+
+
+def run_critical(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..viz import features as F
+    from ..viz.figures import critical_panels
+
+    model, points = _model_and_points(args)
+    sets = F.critical_points(model, torch.from_numpy(points))
+    upper = F.upper_bound_shape(model, torch.from_numpy(points), resolution=args.resolution).cpu().numpy()
+    title = f"{Path(args.file).name}: what PointNet's global feature depends on"
+    panels = critical_panels(points, sets["critical"].cpu().numpy(), upper, sets["global"].cpu().numpy(), title=title)
+    _output(panels, args, f"critical_{_slug(Path(args.file).stem)}.png")
+    return 0
+
+
+def run_transform(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..viz import features as F
+    from ..viz.figures import transform_panels
+
+    model, points = _model_and_points(args)
+    matrix, transformed = F.input_transform(model, torch.from_numpy(points))
+    panels = transform_panels(points, transformed.cpu().numpy(), matrix.cpu().numpy(), up=args.up)
+    _output(panels, args, f"transform_{_slug(Path(args.file).stem)}.png")
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from ..viz.report import write_report
+
+    path = write_report(args.run_dir, out_dir=args.out, data=args.data, n=args.n, device=args.device)
+    print(f"wrote {path}")
+    return 0
