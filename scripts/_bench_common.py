@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import platform
 import resource
 import time
@@ -40,3 +41,37 @@ def device_info(device: torch.device) -> dict:
         "threads": torch.get_num_threads(),
         "torch": str(torch.__version__),
     }
+
+
+def dtype_label(device: torch.device, amp: str) -> str:
+    """What the autocast setting means on ``device`` (``auto``: bf16 on CUDA, float32 elsewhere)."""
+    if amp == "auto":
+        amp = "bf16" if device.type == "cuda" else "off"
+    return {"bf16": "bf16 autocast", "fp16": "fp16 autocast"}.get(amp, "float32")
+
+
+def base_parser(doc: str, batch_sizes: list[int], steps: int, warmup: int) -> argparse.ArgumentParser:
+    """The options every benchmark shares."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="pointnet")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=batch_sizes)
+    parser.add_argument("--num-points", type=int, default=1024)
+    parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"])
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--warmup", type=int, default=warmup)
+    parser.add_argument("--threads", type=int, default=None)
+    return parser
+
+
+def setup(args: argparse.Namespace) -> torch.device:
+    """Apply ``--threads`` and pick the device (cuDNN autotuning on CUDA)."""
+    from pointnet_kit.utils import resolve_device
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return device

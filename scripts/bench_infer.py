@@ -8,7 +8,6 @@ Prints one JSON object per measurement:
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -16,12 +15,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_common import device_info, peak_memory_mb, time_call  # noqa: E402
+from _bench_common import base_parser, device_info, dtype_label, peak_memory_mb, setup, time_call  # noqa: E402
 
 from pointnet_kit import create_model  # noqa: E402
 from pointnet_kit.engine.trainer import autocast_context  # noqa: E402
 from pointnet_kit.layers import SharedMLP  # noqa: E402
-from pointnet_kit.utils import resolve_device  # noqa: E402
 
 
 @torch.no_grad()
@@ -37,12 +35,11 @@ def bench_model(model_name: str, device: torch.device, batch: int, num_points: i
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seconds = time_call(step, device, steps, warmup)
-    resolved = ("bf16" if device.type == "cuda" else "off") if amp == "auto" else amp
     return {
         "bench": "infer",
         "model": model_name,
         **device_info(device),
-        "dtype": {"bf16": "bf16 autocast", "fp16": "fp16 autocast"}.get(resolved, "float32"),
+        "dtype": dtype_label(device, amp),
         "compile": compile_,
         "batch": batch,
         "points": num_points,
@@ -71,24 +68,11 @@ def bench_shared_mlp(device: torch.device, batch: int, num_points: int, steps: i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="pointnet")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1024])
-    parser.add_argument("--num-points", type=int, default=1024)
-    parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"])
-    parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None)
+    parser = base_parser(__doc__, [1024], steps=10, warmup=3)
     parser.add_argument("--mlp-batch", type=int, default=32, help="batch of the shared-MLP comparison")
     parser.add_argument("--skip-mlp", action="store_true", help="skip the Conv1d vs Linear comparison")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    device = setup(args)
     for batch in args.batch_sizes:
         print(json.dumps(bench_model(args.model, device, batch, args.num_points, args.amp, args.compile, args.steps, args.warmup)), flush=True)
     if not args.skip_mlp:

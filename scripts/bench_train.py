@@ -9,7 +9,6 @@ loss with the regularizer, backward, Adam step) on random clouds already on the 
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -17,13 +16,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_common import device_info, peak_memory_mb, time_call  # noqa: E402
+from _bench_common import base_parser, device_info, dtype_label, peak_memory_mb, setup, time_call  # noqa: E402
 
 from pointnet_kit import create_model  # noqa: E402
 from pointnet_kit.data.transforms import build_batch_transforms  # noqa: E402
 from pointnet_kit.engine.config import config_from_dict  # noqa: E402
 from pointnet_kit.engine.trainer import autocast_context, classification_loss  # noqa: E402
-from pointnet_kit.utils import resolve_device  # noqa: E402
 
 
 def bench(model_name: str, device: torch.device, batch: int, num_points: int, amp: str, compile_: bool, steps: int, warmup: int) -> dict:
@@ -48,12 +46,11 @@ def bench(model_name: str, device: torch.device, batch: int, num_points: int, am
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     seconds = time_call(step, device, steps, warmup)
-    resolved_amp = ("bf16" if device.type == "cuda" else "off") if amp == "auto" else amp
     return {
         "bench": "train",
         "model": model_name,
         **device_info(device),
-        "dtype": "bf16 autocast" if resolved_amp == "bf16" else ("fp16 autocast" if resolved_amp == "fp16" else "float32"),
+        "dtype": dtype_label(device, amp),
         "compile": compile_,
         "batch": batch,
         "points": num_points,
@@ -64,22 +61,9 @@ def bench(model_name: str, device: torch.device, batch: int, num_points: int, am
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="pointnet")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32])
-    parser.add_argument("--num-points", type=int, default=1024)
-    parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"])
-    parser.add_argument("--compile", action="store_true")
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None)
+    parser = base_parser(__doc__, [32], steps=20, warmup=5)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+    device = setup(args)
     for batch in args.batch_sizes:
         print(json.dumps(bench(args.model, device, batch, args.num_points, args.amp, args.compile, args.steps, args.warmup)), flush=True)
 
