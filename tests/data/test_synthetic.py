@@ -10,6 +10,7 @@ from pointnet_kit.data import synthetic
 from pointnet_kit.errors import DataError
 
 POINTS = 256  # smaller clouds keep generation to a couple of seconds
+STEPS_EPOCHS = 4  # the slow learnability test: epochs of 75 steps
 
 
 @pytest.fixture(scope="session")
@@ -77,3 +78,33 @@ def test_trivial_statistics_do_not_solve_it(embedded):
     chance = 1 / train.num_classes
     assert accuracy < 0.4, f"trivial statistics reach {accuracy:.2f}"
     assert accuracy > chance  # the statistic is not broken: it does carry a little signal
+
+
+@pytest.mark.slow
+def test_a_short_pointnet_run_learns_it(embedded):
+    """What the trivial statistics cannot do, a PointNet does after a short CPU run."""
+    import torch
+
+    from pointnet_kit.data import build_batch_transforms
+    from pointnet_kit.models import create_model
+
+    train, test = embedded["train"], embedded["test"]
+    x, y = train.as_tensors()
+    xt, yt = test.as_tensors()
+    model = create_model("pointnet", num_classes=train.num_classes, seed=0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    augment = build_batch_transforms([{"name": "rotate_z"}, {"name": "scale"}, {"name": "jitter"}], seed=0)
+    g = torch.Generator().manual_seed(0)
+    model.train()
+    for epoch in range(STEPS_EPOCHS):
+        order = torch.randperm(len(x), generator=g)
+        for start in range(0, len(x) - 31, 32):
+            idx = order[start : start + 32]
+            loss = torch.nn.functional.cross_entropy(model(augment(x[idx]))["logits"], y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model(xt)["logits"].argmax(1) == yt).float().mean().item()
+    assert accuracy > 0.9, f"PointNet reached only {accuracy:.2f}"
