@@ -9,6 +9,10 @@ import pytest
 import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+# One thread per test process: the suite's tensors are small, and two threads on two busy cores
+# spend more time waiting on each other than computing.
+torch.set_num_threads(1)
+
 SHARED_DATA = Path(os.environ.get("POINTNET_KIT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 

@@ -14,6 +14,7 @@ from ..errors import PointNetKitError
 COMMAND_MODULES = [
     "pointnet_kit.cli.equivalence",
     "pointnet_kit.cli.data",
+    "pointnet_kit.cli.engine",
 ]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not ours or corrupt"
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: it holds Python objects beyond tensors and plain data "
+            "(not a pointnet-kit checkpoint, or from an untrusted source)"
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - any other failure means a truncated or corrupt file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"cannot read checkpoint {path}: {first}") from exc
     if not isinstance(payload, dict) or "model_name" not in payload or "model_state" not in payload:

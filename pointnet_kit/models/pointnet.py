@@ -53,7 +53,7 @@ class PointNetEncoder(nn.Module):
         if self.input_tnet is not None:
             transform = self.input_tnet(x[:, :3])  # (B, 3, 3)
             xyz = torch.bmm(transform.transpose(1, 2), x[:, :3])  # (B, 3, N): points @ A
-            x = torch.cat([xyz, x[:, 3:]], dim=1) if x.shape[1] > 3 else xyz
+            x = torch.cat([xyz, x[:, 3:]], dim=1) if self.in_channels > 3 else xyz
             out["input_transform"] = transform
         x = self.mlp1(x)  # (B, 64, N)
         if self.feature_tnet is not None:

@@ -1,0 +1,99 @@
+#!/usr/bin/env python
+"""Inference throughput of PointNet classification, and Conv1d(k=1) vs batched Linear for the shared MLP.
+
+Prints one JSON object per measurement:
+
+    python scripts/bench_infer.py --device cuda --batch-sizes 1024 --compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bench_common import device_info, peak_memory_mb, time_call  # noqa: E402
+
+from pointnet_kit import create_model  # noqa: E402
+from pointnet_kit.engine.trainer import autocast_context  # noqa: E402
+from pointnet_kit.layers import SharedMLP  # noqa: E402
+from pointnet_kit.utils import resolve_device  # noqa: E402
+
+
+@torch.no_grad()
+def bench_model(model_name: str, device: torch.device, batch: int, num_points: int, amp: str, compile_: bool, steps: int, warmup: int) -> dict:
+    model = create_model(model_name, num_classes=40, seed=0).to(device).eval()
+    run = torch.compile(model) if compile_ else model
+    points = torch.randn(batch, num_points, 3, device=device)
+
+    def step() -> None:
+        with autocast_context(device, amp):
+            run(points)
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    seconds = time_call(step, device, steps, warmup)
+    resolved = ("bf16" if device.type == "cuda" else "off") if amp == "auto" else amp
+    return {
+        "bench": "infer",
+        "model": model_name,
+        **device_info(device),
+        "dtype": {"bf16": "bf16 autocast", "fp16": "fp16 autocast"}.get(resolved, "float32"),
+        "compile": compile_,
+        "batch": batch,
+        "points": num_points,
+        "shapes_per_s": round(batch / seconds, 1),
+        "ms_per_step": round(seconds * 1000, 3),
+        "peak_memory_mb": round(peak_memory_mb(device), 1),
+    }
+
+
+def bench_shared_mlp(device: torch.device, batch: int, num_points: int, steps: int, warmup: int) -> dict:
+    """PointNet's shared MLP layers (3-64-64 and 64-64-128-1024), Conv1d(k=1) vs batched Linear, forward+backward."""
+    result = {"bench": "shared_mlp_conv1d_vs_linear", **device_info(device), "batch": batch, "points": num_points, "dtype": "float32"}
+    for channels in ([3, 64, 64], [64, 64, 128, 1024]):
+        conv = SharedMLP(channels).to(device)
+        linear = conv.converted("linear")
+        x_cn = torch.randn(batch, channels[0], num_points, device=device)
+        x_nc = x_cn.transpose(1, 2).contiguous()
+        timings = {}
+        for name, layer, x in (("conv1d", conv, x_cn), ("linear", linear, x_nc)):
+            timings[name] = time_call(lambda: layer(x).sum().backward(), device, steps, warmup)
+        key = "-".join(map(str, channels))
+        result[f"{key}_conv1d_ms"] = round(timings["conv1d"] * 1000, 3)
+        result[f"{key}_linear_ms"] = round(timings["linear"] * 1000, 3)
+        result[f"{key}_conv1d_over_linear"] = round(timings["conv1d"] / timings["linear"], 3)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="pointnet")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1024])
+    parser.add_argument("--num-points", type=int, default=1024)
+    parser.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"])
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--mlp-batch", type=int, default=32, help="batch of the shared-MLP comparison")
+    parser.add_argument("--skip-mlp", action="store_true", help="skip the Conv1d vs Linear comparison")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    for batch in args.batch_sizes:
+        print(json.dumps(bench_model(args.model, device, batch, args.num_points, args.amp, args.compile, args.steps, args.warmup)), flush=True)
+    if not args.skip_mlp:
+        print(json.dumps(bench_shared_mlp(device, args.mlp_batch, args.num_points, args.steps, args.warmup)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

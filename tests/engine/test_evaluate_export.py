@@ -1,0 +1,83 @@
+import json
+
+import numpy as np
+import pytest
+
+from pointnet_kit.cli.main import main
+from pointnet_kit.engine.config import config_from_dict
+from pointnet_kit.engine.evaluate import evaluate_checkpoint, predict_files, vote_transforms
+from pointnet_kit.engine.export import export_checkpoint
+from pointnet_kit.engine.trainer import train
+from pointnet_kit.errors import CheckpointError
+
+from .conftest import fast_overrides, write_tiny_hdf5
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("evalrun")
+    train(config_from_dict({}, fast_overrides(tiny_data, epochs=3)), out, log=lambda _m: None)
+    return out / "checkpoint_best.pt"
+
+
+def test_eval_on_validation_reproduces_the_training_metric(checkpoint):
+    from pointnet_kit.engine.checkpoint import load_checkpoint
+
+    result = evaluate_checkpoint(checkpoint, device="cpu")
+    assert result["split"] == "val" and result["num_shapes"] == 24
+    assert result["oa"] == pytest.approx(load_checkpoint(checkpoint)["metrics"]["val_oa"])
+    assert np.array(result["confusion"]).sum() == 24
+    assert set(result["per_class"]) == {"stick_x", "stick_z", "blob"}
+
+
+def test_eval_with_votes_and_test_split(checkpoint):
+    result = evaluate_checkpoint(checkpoint, split="test", votes=4, device="cpu")
+    assert result["votes"] == 4 and result["num_shapes"] == 30
+    assert 0.0 <= result["oa"] <= 1.0
+
+
+def test_votes_are_rotations_about_the_up_axis_that_keep_z():
+    config = config_from_dict({})
+    import torch
+
+    points = torch.randn(2, 10, 3)
+    transforms = vote_transforms(config, 4)
+    assert torch.equal(transforms[0](points), points)
+    rotated = transforms[1](points)
+    assert torch.allclose(rotated[..., 2], points[..., 2])
+    assert torch.allclose(rotated.norm(dim=-1), points.norm(dim=-1), atol=1e-6)
+    assert not torch.allclose(rotated, points)
+
+
+def test_eval_on_data_with_other_classes_is_refused(checkpoint, tmp_path):
+    other = write_tiny_hdf5(tmp_path / "other")
+    (other / "shape_names.txt").write_text("a\nb\nc\n")
+    with pytest.raises(CheckpointError, match="classes"):
+        evaluate_checkpoint(checkpoint, data=str(other), device="cpu")
+
+
+def test_predict_on_a_point_cloud_file(checkpoint, tmp_path):
+    cloud = np.random.default_rng(0).normal(size=(300, 3)).astype(np.float32) * np.array([0.1, 0.1, 1.0], np.float32)
+    np.save(tmp_path / "stick.npy", cloud)
+    [result] = predict_files(checkpoint, [tmp_path / "stick.npy"], topk=2, device="cpu")
+    assert len(result["predictions"]) == 2
+    assert result["predictions"][0]["prob"] >= result["predictions"][1]["prob"]
+    assert result["predictions"][0]["class"] == "stick_z"
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "onnx"])
+def test_export_matches_pytorch_for_any_number_of_points(checkpoint, tmp_path, fmt):
+    if fmt == "onnx":
+        pytest.importorskip("onnxruntime")
+    result = export_checkpoint(checkpoint, tmp_path / f"model.{fmt}", fmt, num_points=64, check_points=(64, 37, 200))
+    assert result["max_abs_diff"] < 1e-4
+    assert [n for _, n in result["checked"]] == [64, 37, 200]
+
+
+def test_cli_eval_json_and_errors(checkpoint, tmp_path, capsys):
+    assert main(["eval", str(checkpoint), "--device", "cpu", "--json", str(tmp_path / "r.json")]) == 0
+    assert json.loads((tmp_path / "r.json").read_text())["split"] == "val"
+    assert main(["eval", str(tmp_path / "missing.pt")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: checkpoint not found: {tmp_path / 'missing.pt'}"]
+    assert main(["predict", str(checkpoint), str(tmp_path / "nope.off")]) == 2
