@@ -186,14 +186,14 @@ def generate_shape(class_name: str, num_points: int = 1024, seed: int | np.rando
     return points, normals @ rotation.T
 
 
-def generate_split(split: str, num_points: int = 1024, seed: int = 0, per_class: int | None = None):
+def generate_split(split: str, num_points: int = 1024, seed: int = 0, per_class: int | None = None, first_id: int = 1):
     """All shapes of a split: ``(points (M, N, 3), normals (M, N, 3), labels (M,), ids)``.
 
-    Each shape has its own seed ``(seed, split, class, index)``, so train and test never share one.
+    Each shape has its own seed ``(seed, split, class, index)``, so train and test never share one;
+    ids are ``<class>/<class>_<first_id + index>`` (ModelNet numbers test shapes after train ones).
     """
     per_class = per_class or SHAPES_PER_CLASS[split]
     split_id = {"train": 0, "test": 1}[split]
-    first = 1 if split == "train" else 1 + SHAPES_PER_CLASS["train"]  # ids numbered on across splits, as ModelNet
     points, normals, labels, ids = [], [], [], []
     for label, name in enumerate(CLASS_NAMES):
         for i in range(per_class):
@@ -201,18 +201,23 @@ def generate_split(split: str, num_points: int = 1024, seed: int = 0, per_class:
             points.append(p)
             normals.append(n)
             labels.append(label)
-            ids.append(f"{name}/{name}_{first + i:04d}")
+            ids.append(f"{name}/{name}_{first_id + i:04d}")
     return np.stack(points), np.stack(normals).astype(np.float32), np.asarray(labels, np.int64), ids
 
 
-def default_dataset_dir(num_points: int = 1024, seed: int = 0, cache_dir: str | Path | None = None) -> Path:
+def default_dataset_dir(
+    num_points: int = 1024, seed: int = 0, cache_dir: str | Path | None = None, shapes_per_class: int | None = None
+) -> Path:
     """The HDF5 folder of the embedded dataset, generated (both splits) on first use."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = root / "embedded" / f"v{VERSION}-seed{seed}-n{num_points}"
+    size = "" if shapes_per_class is None else f"-c{shapes_per_class}"
+    target = root / "embedded" / f"v{VERSION}-seed{seed}-n{num_points}{size}"
     if not {"train", "test"} <= set(hdf5_splits(target) if target.is_dir() else {}):
         with atomic_dir(target) as tmp:
-            for split in ("train", "test"):
-                points, normals, labels, ids = generate_split(split, num_points, seed)
+            n_train = shapes_per_class or SHAPES_PER_CLASS["train"]
+            n_test = max(1, shapes_per_class // 4) if shapes_per_class else SHAPES_PER_CLASS["test"]
+            for split, per_class, first_id in (("train", n_train, 1), ("test", n_test, n_train + 1)):
+                points, normals, labels, ids = generate_split(split, num_points, seed, per_class, first_id)
                 write_hdf5_split(tmp, split, points, labels, CLASS_NAMES, normals=normals, ids=ids)
     return target
 
@@ -223,6 +228,7 @@ def make_default_dataset(
     seed: int = 0,
     cache_dir: str | Path | None = None,
     use_normals: bool = False,
+    shapes_per_class: int | None = None,
 ) -> PointCloudDataset:
     """The embedded synthetic dataset (12 classes, 200 train / 50 test shapes each), offline.
 
@@ -232,12 +238,13 @@ def make_default_dataset(
         seed: generation seed (a different seed gives a different dataset).
         cache_dir: cache root (default ``$POINTNET_KIT_CACHE`` or ``~/.cache/pointnet-kit``).
         use_normals: return 6-channel clouds (xyz + normals).
+        shapes_per_class: train shapes per class (test gets a quarter as many); default 200.
     """
     if split not in SHAPES_PER_CLASS:
         from ..errors import DataError
 
         raise DataError(f"the embedded dataset has splits train and test, not {split!r}")
-    data = read_hdf5_split(default_dataset_dir(num_points, seed, cache_dir), split)
+    data = read_hdf5_split(default_dataset_dir(num_points, seed, cache_dir, shapes_per_class), split)
     return PointCloudDataset(
         data.points, data.labels, data.class_names, normals=data.normals, ids=data.ids, use_normals=use_normals
     )
