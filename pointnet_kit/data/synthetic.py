@@ -1,7 +1,7 @@
 """The embedded default dataset: labelled shapes generated from trimesh primitives, offline, in seconds.
 
-Twelve classes, from single primitives with random proportions (box, cylinder, cone, pyramid,
-ellipsoid, torus, capsule) to simple compositions (table, chair, lamp, mug, dumbbell). Every shape
+Twelve classes, from single primitives with random proportions (box, cylinder, cone, ellipsoid,
+torus, capsule) to simple compositions (cross, table, chair, lamp, mug, dumbbell). Every shape
 gets random part sizes, a random rotation about the up axis (+z), area-weighted surface sampling,
 normalisation to the unit sphere (as ModelNet) and a little Gaussian sampling noise. Proportions vary
 so widely that per-shape statistics (coordinate spread, bounding box) overlap between classes: the
@@ -28,10 +28,10 @@ from .sampling import normalize_unit_sphere, sample_surface
 
 __all__ = ["CLASS_NAMES", "make_default_dataset", "default_dataset_dir", "generate_shape", "generate_split"]
 
-VERSION = 1  # bump when the generator changes, so stale caches are not reused
+VERSION = 2  # bump when the generator changes, so stale caches are not reused
 SHAPES_PER_CLASS = {"train": 200, "test": 50}
 NOISE_SIGMA = 0.01
-STRETCH = 1.5
+STRETCH = 1.35
 
 Part = tuple[np.ndarray, np.ndarray]  # (vertices (V, 3), faces (F, 3))
 
@@ -44,7 +44,6 @@ def _template(name: str) -> Part:
         "box": lambda: c.box(extents=(1, 1, 1)),
         "cylinder": lambda: c.cylinder(radius=0.5, height=1, sections=24),
         "cone": lambda: c.cone(radius=0.5, height=1, sections=24),  # base at z=0, apex at z=1
-        "pyramid": lambda: c.cone(radius=0.5, height=1, sections=4),
         "sphere": lambda: c.icosphere(subdivisions=2, radius=0.5),
         "torus_thin": lambda: c.torus(major_radius=1, minor_radius=0.15, major_sections=32, minor_sections=12),
         "torus_mid": lambda: c.torus(major_radius=1, minor_radius=0.28, major_sections=32, minor_sections=12),
@@ -88,8 +87,9 @@ def _cone(r):
     return [_part("cone", (2 * radius, 2 * radius, height))]
 
 
-def _pyramid(r):
-    return [_part("pyramid", (r.uniform(0.4, 1.2), r.uniform(0.4, 1.2), r.uniform(0.3, 1.2)))]
+def _cross(r):
+    long_x, long_y, width, height = r.uniform(0.6, 1.4), r.uniform(0.6, 1.4), r.uniform(0.12, 0.3), r.uniform(0.1, 0.8)
+    return [_part("box", (long_x, width, height)), _part("box", (width, long_y, height))]
 
 
 def _ellipsoid(r):
@@ -136,7 +136,7 @@ def _lamp(r):
 
 def _mug(r):
     radius, height = r.uniform(0.2, 0.45), r.uniform(0.3, 1.0)
-    handle = height * r.uniform(0.2, 0.35)
+    handle = height * r.uniform(0.3, 0.45)
     return [
         _part("cylinder", (2 * radius, 2 * radius, height), (0, 0, height / 2)),
         _part("torus_mid", (handle, handle, handle * r.uniform(0.8, 1.3)), (radius, 0, height / 2), _rot_x(math.pi / 2)),
@@ -154,7 +154,7 @@ GENERATORS: dict[str, Callable[[np.random.Generator], list[Part]]] = {
     "box": _box,
     "cylinder": _cylinder,
     "cone": _cone,
-    "pyramid": _pyramid,
+    "cross": _cross,
     "ellipsoid": _ellipsoid,
     "torus": _torus,
     "capsule": _capsule,
