@@ -1,7 +1,7 @@
 """The embedded default dataset: labelled shapes generated from trimesh primitives, offline, in seconds.
 
 Twelve classes, from single primitives with random proportions (box, cylinder, cone, ellipsoid,
-torus, capsule) to simple compositions (cross, table, chair, lamp, mug, dumbbell). Every shape
+torus) to simple compositions (cross, arch, table, chair, lamp, mug, dumbbell). Every shape
 gets random part sizes, a random rotation about the up axis (+z), area-weighted surface sampling,
 normalisation to the unit sphere (as ModelNet) and a little Gaussian sampling noise. Proportions vary
 so widely that per-shape statistics (coordinate spread, bounding box) overlap between classes: the
@@ -28,7 +28,7 @@ from .sampling import normalize_unit_sphere, sample_surface
 
 __all__ = ["CLASS_NAMES", "make_default_dataset", "default_dataset_dir", "generate_shape", "generate_split"]
 
-VERSION = 2  # bump when the generator changes, so stale caches are not reused
+VERSION = 3  # bump when the generator changes, so stale caches are not reused
 SHAPES_PER_CLASS = {"train": 200, "test": 50}
 NOISE_SIGMA = 0.01
 STRETCH = 1.35
@@ -102,9 +102,11 @@ def _torus(r):
     return [_part(name, (1.0, r.uniform(0.7, 1.0), r.uniform(0.6, 1.4)), rotation=standing)]
 
 
-def _capsule(r):
-    mesh = trimesh.creation.capsule(height=r.uniform(0.1, 1.4), radius=r.uniform(0.15, 0.45), count=(16, 12))
-    return [(np.asarray(mesh.vertices), np.asarray(mesh.faces))]
+def _arch(r):
+    span, depth, height = r.uniform(0.6, 1.4), r.uniform(0.1, 0.5), r.uniform(0.4, 1.2)
+    pillar, beam = r.uniform(0.08, 0.25), r.uniform(0.08, 0.25)
+    legs = [_part("box", (pillar, depth, height), (s * (span - pillar) / 2, 0, height / 2)) for s in (-1, 1)]
+    return legs + [_part("box", (span, depth, beam), (0, 0, height + beam / 2))]
 
 
 def _table(r):
@@ -157,7 +159,7 @@ GENERATORS: dict[str, Callable[[np.random.Generator], list[Part]]] = {
     "cross": _cross,
     "ellipsoid": _ellipsoid,
     "torus": _torus,
-    "capsule": _capsule,
+    "arch": _arch,
     "table": _table,
     "chair": _chair,
     "lamp": _lamp,

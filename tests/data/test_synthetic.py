@@ -10,7 +10,7 @@ from pointnet_kit.data import synthetic
 from pointnet_kit.errors import DataError
 
 POINTS, PER_CLASS = 256, 60  # a smaller version of the default (1024 points, 200 per class) keeps this fast
-STEPS_EPOCHS = 4  # the slow learnability test: epochs of 75 steps
+LEARN_EPOCHS = 6  # the slow learnability test: 6 epochs of 75 steps
 
 
 @pytest.fixture(scope="session")
@@ -83,7 +83,7 @@ def test_trivial_statistics_do_not_solve_it(embedded):
 
 @pytest.mark.slow
 def test_a_short_pointnet_run_learns_it(cache_root):
-    """What the trivial statistics cannot do, a PointNet does after a short CPU run."""
+    """What the trivial statistics cannot do, a PointNet does after a short CPU run (minutes)."""
     import torch
 
     from pointnet_kit.data import build_batch_transforms
@@ -94,10 +94,11 @@ def test_a_short_pointnet_run_learns_it(cache_root):
     xt, yt = test.as_tensors()
     model = create_model("pointnet", num_classes=train.num_classes, seed=0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=4, gamma=0.5)
     augment = build_batch_transforms([{"name": "rotate_z"}, {"name": "scale"}, {"name": "jitter"}], seed=0)
     g = torch.Generator().manual_seed(0)
     model.train()
-    for epoch in range(STEPS_EPOCHS):
+    for _ in range(LEARN_EPOCHS):
         order = torch.randperm(len(x), generator=g)
         for start in range(0, len(x) - 31, 32):
             idx = order[start : start + 32]
@@ -105,7 +106,8 @@ def test_a_short_pointnet_run_learns_it(cache_root):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+        schedule.step()
     model.eval()
     with torch.no_grad():
         accuracy = (model(xt)["logits"].argmax(1) == yt).float().mean().item()
-    assert accuracy > 0.9, f"PointNet reached only {accuracy:.2f}"
+    assert accuracy > 0.85, f"PointNet reached only {accuracy:.2f}"
