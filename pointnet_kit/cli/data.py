@@ -10,7 +10,10 @@ from ..errors import DataError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("data", help="download, prepare and inspect datasets", description=__doc__)
+    parser = subparsers.add_parser(
+        "data", help="download, prepare and inspect datasets",
+        description="Get ModelNet (download), turn OFF meshes into points (prepare), check a dataset folder (info).",
+    )
     commands = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
 
     p = commands.add_parser(
@@ -77,7 +80,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     splits = ", ".join(f"{k} {v}" for k, v in report["splits"].items())
     print(
         f"prepared {report['prepared']} of {report['meshes']} meshes into {args.out} ({splits}; "
-        f"{len(report['classes'])} classes) in {report['seconds']:.1f} s: {report['shapes_per_second']} shapes/s "
+        f"{len(report['classes'])} class{'es' if len(report['classes']) != 1 else ''}) in {report['seconds']:.1f} s: {report['shapes_per_second']} shapes/s "
         f"with {report['workers']} worker(s)"
     )
     for item in report["skipped"]:

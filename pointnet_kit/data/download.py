@@ -80,8 +80,11 @@ def download_file(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.is_file():
-        _verify(dest, md5, sha256)
-        return dest
+        try:
+            _verify(dest, md5, sha256)
+            return dest
+        except DataError:
+            dest.unlink()  # a corrupt archive (placed by hand, or an older run): fetch it afresh
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.is_file() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "pointnet-kit", **({"Range": f"bytes={have}-"} if have else {})})

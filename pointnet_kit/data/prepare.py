@@ -58,7 +58,7 @@ def discover_off(src: str | Path, default_split: str = "train") -> list[MeshEntr
         rel = path.relative_to(src)
         if any(part.startswith((".", "__MACOSX")) for part in rel.parts):
             continue  # macOS resource forks and hidden files that some zips carry
-        folders = [p for p in rel.parts[:-1]]
+        folders = list(rel.parts[:-1])
         split_at = next((i for i, p in enumerate(folders) if p.lower() in SPLIT_DIRS), None)
         if split_at is not None and split_at > 0:
             class_name, split = folders[split_at - 1], folders[split_at].lower()

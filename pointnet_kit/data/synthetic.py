@@ -1,7 +1,7 @@
 """The embedded default dataset: labelled shapes generated from trimesh primitives, offline, in seconds.
 
-Twelve classes, from single primitives with random proportions (box, cylinder, cone, pyramid,
-ellipsoid, torus, capsule) to simple compositions (table, chair, lamp, mug, dumbbell). Every shape
+Twelve classes, from single primitives with random proportions (box, cylinder, cone, ellipsoid,
+torus) to simple compositions (cross, arch, table, chair, lamp, mug, dumbbell). Every shape
 gets random part sizes, a random rotation about the up axis (+z), area-weighted surface sampling,
 normalisation to the unit sphere (as ModelNet) and a little Gaussian sampling noise. Proportions vary
 so widely that per-shape statistics (coordinate spread, bounding box) overlap between classes: the
@@ -28,10 +28,10 @@ from .sampling import normalize_unit_sphere, sample_surface
 
 __all__ = ["CLASS_NAMES", "make_default_dataset", "default_dataset_dir", "generate_shape", "generate_split"]
 
-VERSION = 1  # bump when the generator changes, so stale caches are not reused
+VERSION = 3  # bump when the generator changes, so stale caches are not reused
 SHAPES_PER_CLASS = {"train": 200, "test": 50}
 NOISE_SIGMA = 0.01
-STRETCH = 1.5
+STRETCH = 1.35
 
 Part = tuple[np.ndarray, np.ndarray]  # (vertices (V, 3), faces (F, 3))
 
@@ -44,7 +44,6 @@ def _template(name: str) -> Part:
         "box": lambda: c.box(extents=(1, 1, 1)),
         "cylinder": lambda: c.cylinder(radius=0.5, height=1, sections=24),
         "cone": lambda: c.cone(radius=0.5, height=1, sections=24),  # base at z=0, apex at z=1
-        "pyramid": lambda: c.cone(radius=0.5, height=1, sections=4),
         "sphere": lambda: c.icosphere(subdivisions=2, radius=0.5),
         "torus_thin": lambda: c.torus(major_radius=1, minor_radius=0.15, major_sections=32, minor_sections=12),
         "torus_mid": lambda: c.torus(major_radius=1, minor_radius=0.28, major_sections=32, minor_sections=12),
@@ -88,8 +87,9 @@ def _cone(r):
     return [_part("cone", (2 * radius, 2 * radius, height))]
 
 
-def _pyramid(r):
-    return [_part("pyramid", (r.uniform(0.4, 1.2), r.uniform(0.4, 1.2), r.uniform(0.3, 1.2)))]
+def _cross(r):
+    long_x, long_y, width, height = r.uniform(0.6, 1.4), r.uniform(0.6, 1.4), r.uniform(0.12, 0.3), r.uniform(0.1, 0.8)
+    return [_part("box", (long_x, width, height)), _part("box", (width, long_y, height))]
 
 
 def _ellipsoid(r):
@@ -102,9 +102,11 @@ def _torus(r):
     return [_part(name, (1.0, r.uniform(0.7, 1.0), r.uniform(0.6, 1.4)), rotation=standing)]
 
 
-def _capsule(r):
-    mesh = trimesh.creation.capsule(height=r.uniform(0.1, 1.4), radius=r.uniform(0.15, 0.45), count=(16, 12))
-    return [(np.asarray(mesh.vertices), np.asarray(mesh.faces))]
+def _arch(r):
+    span, depth, height = r.uniform(0.6, 1.4), r.uniform(0.1, 0.5), r.uniform(0.4, 1.2)
+    pillar, beam = r.uniform(0.08, 0.25), r.uniform(0.08, 0.25)
+    legs = [_part("box", (pillar, depth, height), (s * (span - pillar) / 2, 0, height / 2)) for s in (-1, 1)]
+    return legs + [_part("box", (span, depth, beam), (0, 0, height + beam / 2))]
 
 
 def _table(r):
@@ -136,7 +138,7 @@ def _lamp(r):
 
 def _mug(r):
     radius, height = r.uniform(0.2, 0.45), r.uniform(0.3, 1.0)
-    handle = height * r.uniform(0.2, 0.35)
+    handle = height * r.uniform(0.3, 0.45)
     return [
         _part("cylinder", (2 * radius, 2 * radius, height), (0, 0, height / 2)),
         _part("torus_mid", (handle, handle, handle * r.uniform(0.8, 1.3)), (radius, 0, height / 2), _rot_x(math.pi / 2)),
@@ -154,10 +156,10 @@ GENERATORS: dict[str, Callable[[np.random.Generator], list[Part]]] = {
     "box": _box,
     "cylinder": _cylinder,
     "cone": _cone,
-    "pyramid": _pyramid,
+    "cross": _cross,
     "ellipsoid": _ellipsoid,
     "torus": _torus,
-    "capsule": _capsule,
+    "arch": _arch,
     "table": _table,
     "chair": _chair,
     "lamp": _lamp,
@@ -186,14 +188,14 @@ def generate_shape(class_name: str, num_points: int = 1024, seed: int | np.rando
     return points, normals @ rotation.T
 
 
-def generate_split(split: str, num_points: int = 1024, seed: int = 0, per_class: int | None = None):
+def generate_split(split: str, num_points: int = 1024, seed: int = 0, per_class: int | None = None, first_id: int = 1):
     """All shapes of a split: ``(points (M, N, 3), normals (M, N, 3), labels (M,), ids)``.
 
-    Each shape has its own seed ``(seed, split, class, index)``, so train and test never share one.
+    Each shape has its own seed ``(seed, split, class, index)``, so train and test never share one;
+    ids are ``<class>/<class>_<first_id + index>`` (ModelNet numbers test shapes after train ones).
     """
     per_class = per_class or SHAPES_PER_CLASS[split]
     split_id = {"train": 0, "test": 1}[split]
-    first = 1 if split == "train" else 1 + SHAPES_PER_CLASS["train"]  # ids numbered on across splits, as ModelNet
     points, normals, labels, ids = [], [], [], []
     for label, name in enumerate(CLASS_NAMES):
         for i in range(per_class):
@@ -201,18 +203,23 @@ def generate_split(split: str, num_points: int = 1024, seed: int = 0, per_class:
             points.append(p)
             normals.append(n)
             labels.append(label)
-            ids.append(f"{name}/{name}_{first + i:04d}")
+            ids.append(f"{name}/{name}_{first_id + i:04d}")
     return np.stack(points), np.stack(normals).astype(np.float32), np.asarray(labels, np.int64), ids
 
 
-def default_dataset_dir(num_points: int = 1024, seed: int = 0, cache_dir: str | Path | None = None) -> Path:
+def default_dataset_dir(
+    num_points: int = 1024, seed: int = 0, cache_dir: str | Path | None = None, shapes_per_class: int | None = None
+) -> Path:
     """The HDF5 folder of the embedded dataset, generated (both splits) on first use."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = root / "embedded" / f"v{VERSION}-seed{seed}-n{num_points}"
+    size = "" if shapes_per_class is None else f"-c{shapes_per_class}"
+    target = root / "embedded" / f"v{VERSION}-seed{seed}-n{num_points}{size}"
     if not {"train", "test"} <= set(hdf5_splits(target) if target.is_dir() else {}):
         with atomic_dir(target) as tmp:
-            for split in ("train", "test"):
-                points, normals, labels, ids = generate_split(split, num_points, seed)
+            n_train = shapes_per_class or SHAPES_PER_CLASS["train"]
+            n_test = max(1, shapes_per_class // 4) if shapes_per_class else SHAPES_PER_CLASS["test"]
+            for split, per_class, first_id in (("train", n_train, 1), ("test", n_test, n_train + 1)):
+                points, normals, labels, ids = generate_split(split, num_points, seed, per_class, first_id)
                 write_hdf5_split(tmp, split, points, labels, CLASS_NAMES, normals=normals, ids=ids)
     return target
 
@@ -223,6 +230,7 @@ def make_default_dataset(
     seed: int = 0,
     cache_dir: str | Path | None = None,
     use_normals: bool = False,
+    shapes_per_class: int | None = None,
 ) -> PointCloudDataset:
     """The embedded synthetic dataset (12 classes, 200 train / 50 test shapes each), offline.
 
@@ -232,12 +240,13 @@ def make_default_dataset(
         seed: generation seed (a different seed gives a different dataset).
         cache_dir: cache root (default ``$POINTNET_KIT_CACHE`` or ``~/.cache/pointnet-kit``).
         use_normals: return 6-channel clouds (xyz + normals).
+        shapes_per_class: train shapes per class (test gets a quarter as many); default 200.
     """
     if split not in SHAPES_PER_CLASS:
         from ..errors import DataError
 
         raise DataError(f"the embedded dataset has splits train and test, not {split!r}")
-    data = read_hdf5_split(default_dataset_dir(num_points, seed, cache_dir), split)
+    data = read_hdf5_split(default_dataset_dir(num_points, seed, cache_dir, shapes_per_class), split)
     return PointCloudDataset(
         data.points, data.labels, data.class_names, normals=data.normals, ids=data.ids, use_normals=use_normals
     )

@@ -86,6 +86,13 @@ def test_server_without_range_support_restarts_cleanly(server, tmp_path):
     assert (tmp_path / "big.bin").read_bytes() == PAYLOAD
 
 
+def test_corrupt_archive_in_place_is_fetched_again(server, tmp_path):
+    server.files["/big.bin"] = PAYLOAD
+    (tmp_path / "big.bin").write_bytes(b"a truncated copy")
+    download_file(f"{server.base}/big.bin", tmp_path / "big.bin", md5=hashlib.md5(PAYLOAD).hexdigest())
+    assert (tmp_path / "big.bin").read_bytes() == PAYLOAD
+
+
 def test_checksum_mismatch_removes_the_file(server, tmp_path):
     server.files["/big.bin"] = PAYLOAD
     with pytest.raises(DataError, match="checksum mismatch .*expected 0123"):

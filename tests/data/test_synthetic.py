@@ -9,25 +9,27 @@ from pointnet_kit.data import make_default_dataset, open_dataset
 from pointnet_kit.data import synthetic
 from pointnet_kit.errors import DataError
 
-POINTS = 256  # smaller clouds keep generation to a couple of seconds
+POINTS, PER_CLASS = 256, 60  # a smaller version of the default (1024 points, 200 per class) keeps this fast
+LEARN_EPOCHS = 6  # the slow learnability test: 6 epochs of 75 steps
 
 
 @pytest.fixture(scope="session")
 def embedded(cache_root):
-    return {split: make_default_dataset(split, num_points=POINTS, cache_dir=cache_root) for split in ("train", "test")}
+    return {split: make_default_dataset(split, POINTS, cache_dir=cache_root, shapes_per_class=PER_CLASS) for split in ("train", "test")}
 
 
 def test_classes_counts_and_unit_sphere(embedded):
     train, test = embedded["train"], embedded["test"]
     assert train.class_names == synthetic.CLASS_NAMES and len(train.class_names) >= 10
-    assert np.all(train.class_counts() == synthetic.SHAPES_PER_CLASS["train"])
-    assert np.all(test.class_counts() == synthetic.SHAPES_PER_CLASS["test"])
+    assert np.all(train.class_counts() == PER_CLASS)
+    assert np.all(test.class_counts() == PER_CLASS // 4)
     assert train.points.shape == (len(train), POINTS, 3) and train.points.dtype == np.float32
     radius = np.linalg.norm(train.points, axis=2).max(1)
     assert np.all(np.abs(radius - 1) < 0.1)  # unit sphere plus sampling noise
     assert np.abs(train.points.mean(1)).max() < 0.01
     np.testing.assert_allclose(np.linalg.norm(train.normals, axis=2), 1, atol=1e-4)
     assert not set(train.ids) & set(test.ids) and train.ids[0] == "box/box_0001"
+    assert test.ids[0] == f"box/box_{PER_CLASS + 1:04d}"
     assert not np.array_equal(train.points[0], test.points[0])
 
 
@@ -44,7 +46,7 @@ def test_cache_is_reused_and_open_dataset_serves_it(embedded, cache_root, monkey
         raise AssertionError("regenerated although cached")
 
     monkeypatch.setattr(synthetic, "generate_split", fail)
-    again = make_default_dataset("test", num_points=POINTS, cache_dir=cache_root)
+    again = make_default_dataset("test", num_points=POINTS, cache_dir=cache_root, shapes_per_class=PER_CLASS)
     np.testing.assert_array_equal(again.points, embedded["test"].points)
     assert (cache_root / "embedded").is_dir()
 
@@ -77,3 +79,35 @@ def test_trivial_statistics_do_not_solve_it(embedded):
     chance = 1 / train.num_classes
     assert accuracy < 0.4, f"trivial statistics reach {accuracy:.2f}"
     assert accuracy > chance  # the statistic is not broken: it does carry a little signal
+
+
+@pytest.mark.slow
+def test_a_short_pointnet_run_learns_it(cache_root):
+    """What the trivial statistics cannot do, a PointNet does after a short CPU run (minutes)."""
+    import torch
+
+    from pointnet_kit.data import build_batch_transforms
+    from pointnet_kit.models import create_model
+
+    train, test = (make_default_dataset(split, POINTS, cache_dir=cache_root) for split in ("train", "test"))
+    x, y = train.as_tensors()
+    xt, yt = test.as_tensors()
+    model = create_model("pointnet", num_classes=train.num_classes, seed=0)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=4, gamma=0.5)
+    augment = build_batch_transforms([{"name": "rotate_z"}, {"name": "scale"}, {"name": "jitter"}], seed=0)
+    g = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(LEARN_EPOCHS):
+        order = torch.randperm(len(x), generator=g)
+        for start in range(0, len(x) - 31, 32):
+            idx = order[start : start + 32]
+            loss = torch.nn.functional.cross_entropy(model(augment(x[idx]))["logits"], y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        schedule.step()
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model(xt)["logits"].argmax(1) == yt).float().mean().item()
+    assert accuracy > 0.85, f"PointNet reached only {accuracy:.2f}"
