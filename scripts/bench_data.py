@@ -88,9 +88,16 @@ def bench_augment(device: torch.device, repeat: int, batch: int = 32, points: in
             torch.cuda.synchronize()
         return y
 
-    run()
-    seconds, _ = best_of(repeat, run)
-    return {"device": device.type, "batch": [batch, points, 3], "pipeline": [a["name"] for a in AUGMENT], "clouds_per_second": round(20 * batch / seconds)}
+    out = {"device": device.type, "batch": [batch, points, 3], "pipeline": [a["name"] for a in AUGMENT]}
+    default_threads = torch.get_num_threads()
+    # on a busy CPU, several threads on these small element-wise kernels mostly wait for each other
+    for threads in sorted({1, default_threads}) if device.type == "cpu" else [default_threads]:
+        torch.set_num_threads(threads)
+        run()
+        seconds, _ = best_of(repeat, run)
+        out[f"clouds_per_second_{threads}_threads"] = round(20 * batch / seconds)
+    torch.set_num_threads(default_threads)
+    return out
 
 
 def main() -> None:
