@@ -38,6 +38,10 @@ class DataConfig:
     num_points: int = 128
     """Points per shape (the default job's 128 keeps it to minutes on a CPU; the paper uses 1024)."""
     use_normals: bool = False
+    up_axis: str = "z"
+    """The shapes' up axis: ``z`` (ModelNet OFF meshes, ../shared data, the embedded dataset) or ``y``
+    (the official modelnet40_ply_hdf5_2048 release). ``rotate_z`` augmentation and test-time votes
+    turn about it unless a spec names its own ``axis``."""
     classes: list[str] | None = None
     """Keep only these classes (e.g. the ModelNet10 subset of ModelNet40); ``null`` keeps all."""
     val_fraction: float = 0.1
@@ -244,8 +248,18 @@ def validate(config: Config) -> Config:
             raise ConfigError(message)
     from ..data.transforms import build_batch_transforms  # late: data imports nothing from the engine
 
-    build_batch_transforms(config.train.augmentations)  # unknown augmentation names/arguments fail here
+    if config.data.up_axis not in ("x", "y", "z"):
+        raise ConfigError(f"data.up_axis must be x, y or z, got {config.data.up_axis!r}")
+    build_batch_transforms(augmentation_specs(config))  # unknown augmentation names/arguments fail here
     return config
+
+
+def augmentation_specs(config: Config) -> list[dict[str, Any]]:
+    """``train.augmentations`` with ``data.up_axis`` filled in for rotations about the up axis."""
+    return [
+        {**spec, "axis": config.data.up_axis} if spec.get("name") == "rotate_z" and "axis" not in spec else dict(spec)
+        for spec in config.train.augmentations
+    ]
 
 
 def config_from_dict(data: Mapping[str, Any] | None = None, overrides: Sequence[str] = ()) -> Config:

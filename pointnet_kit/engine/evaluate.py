@@ -12,7 +12,7 @@ from ..data import PointCloudDataset, load_points
 from ..errors import CheckpointError
 from ..utils import resolve_device
 from .checkpoint import load_checkpoint, load_model
-from .config import Config, config_from_dict
+from .config import Config, augmentation_specs, config_from_dict
 from .datasets import load_split
 from .metrics import confusion_matrix, summarize
 from .trainer import predict_logits
@@ -44,23 +44,31 @@ def dataset_for_checkpoint(ckpt: dict[str, Any], data: str | None = None, split:
 def vote_transforms(config: Config, votes: int, seed: int = 0) -> list[Callable[[torch.Tensor], torch.Tensor]]:
     """``votes`` deterministic test-time augmentations; the first is the identity.
 
-    Rotations about the up axis (z) at ``2*pi*k/votes`` when the model was trained with ``rotate_z``;
-    otherwise seeded anisotropic scalings in the training's range (default 0.8-1.25).
+    Rotations about the run's up axis at ``2*pi*k/votes`` when the model was trained with
+    ``rotate_z``; otherwise seeded anisotropic scalings in the training's range (default 0.8-1.25).
     """
-    names = {spec.get("name") for spec in config.train.augmentations}
-    scale_spec = next((s for s in config.train.augmentations if s.get("name") == "scale"), {})
+    specs = augmentation_specs(config)
+    rotation = next((s for s in specs if s.get("name") == "rotate_z"), None)
+    scale_spec = next((s for s in specs if s.get("name") == "scale"), {})
     low, high = float(scale_spec.get("low", 0.8)), float(scale_spec.get("high", 1.25))
     generator = torch.Generator().manual_seed(seed)
     transforms: list[Callable[[torch.Tensor], torch.Tensor]] = [lambda x: x]
     for k in range(1, votes):
-        if "rotate_z" in names:
-            angle = 2 * math.pi * k / votes
-            c, s = math.cos(angle), math.sin(angle)
-            matrix = torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+        if rotation is not None:
+            matrix = _axis_rotation(rotation["axis"], 2 * math.pi * k / votes)
         else:
             matrix = torch.diag(torch.empty(3).uniform_(low, high, generator=generator))
         transforms.append(_linear_map(matrix))
     return transforms
+
+
+def _axis_rotation(axis: str, angle: float) -> torch.Tensor:
+    """``(3, 3)`` rotation by ``angle`` about ``axis`` (``x``, ``y`` or ``z``)."""
+    c, s = math.cos(angle), math.sin(angle)
+    i, j = [(1, 2), (2, 0), (0, 1)]["xyz".index(axis)]  # the plane the rotation turns
+    matrix = torch.eye(3)
+    matrix[i, i], matrix[i, j], matrix[j, i], matrix[j, j] = c, -s, s, c
+    return matrix
 
 
 def _linear_map(matrix: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -23,7 +23,7 @@ from ..layers import orthogonality_loss
 from ..models import PointNetClassifier, create_model
 from ..utils import resolve_device, seed_everything
 from .checkpoint import load_checkpoint, save_checkpoint
-from .config import Config, config_from_dict
+from .config import Config, augmentation_specs, config_from_dict
 from .datasets import load_split
 from .distributed import DistInfo, ShardedBatchSampler, all_reduce_sum, cleanup, init_distributed
 from .metrics import confusion_matrix, summarize
@@ -167,7 +167,7 @@ class Trainer:
         # The whole dataset lives on the device: no per-sample Python in the training step.
         self.train_points, self.train_labels = self.train_set.as_tensors(self.device)
         self.val_points, self.val_labels = self.val_set.as_tensors(self.device)
-        self.augment = build_batch_transforms(config.train.augmentations)
+        self.augment = build_batch_transforms(augmentation_specs(config))
 
         model = create_model(
             config.model.name,

@@ -47,6 +47,9 @@ def test_votes_are_rotations_about_the_up_axis_that_keep_z():
     assert torch.allclose(rotated[..., 2], points[..., 2])
     assert torch.allclose(rotated.norm(dim=-1), points.norm(dim=-1), atol=1e-6)
     assert not torch.allclose(rotated, points)
+    y_up = vote_transforms(config_from_dict({}, ["data.up_axis=y"]), 4)[1](points)
+    assert torch.allclose(y_up[..., 1], points[..., 1])
+    assert torch.allclose(y_up.norm(dim=-1), points.norm(dim=-1), atol=1e-6)
 
 
 def test_eval_on_data_with_other_classes_is_refused(checkpoint, tmp_path):
