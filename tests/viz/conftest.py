@@ -15,7 +15,7 @@ def renderer():
 
     try:
         r = Renderer(96, 96, depth_cue=0.0)
-    except RenderError as exc:  # pragma: no cover - CI installs the packages; see viz-system-packages.txt
+    except RenderError as exc:  # pragma: no cover - CI installs the packages; see .ci/run and README "Quickstart"
         pytest.fail(f"offscreen rendering unavailable: {exc}")
     yield r
     r.close()
