@@ -75,3 +75,25 @@ def setup(args: argparse.Namespace) -> torch.device:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     return device
+
+
+def measure(kind: str, step: Callable[[], object], device: torch.device, settings: dict) -> dict:
+    """Time ``step`` and return the benchmark's JSON record.
+
+    ``settings`` holds ``model``, ``amp``, ``compile``, ``batch``, ``points``, ``steps`` and ``warmup``.
+    """
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    seconds = time_call(step, device, settings["steps"], settings["warmup"])
+    return {
+        "bench": kind,
+        "model": settings["model"],
+        **device_info(device),
+        "dtype": dtype_label(device, settings["amp"]),
+        "compile": settings["compile"],
+        "batch": settings["batch"],
+        "points": settings["points"],
+        "shapes_per_s": round(settings["batch"] / seconds, 1),
+        "ms_per_step": round(seconds * 1000, 3),
+        "peak_memory_mb": round(peak_memory_mb(device), 1),
+    }

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_common import base_parser, device_info, dtype_label, peak_memory_mb, setup, time_call  # noqa: E402
+from _bench_common import base_parser, measure, setup  # noqa: E402
 
 from pointnet_kit import create_model  # noqa: E402
 from pointnet_kit.data.transforms import build_batch_transforms  # noqa: E402
@@ -43,21 +43,8 @@ def bench(model_name: str, device: torch.device, batch: int, num_points: int, am
         loss.backward()
         optimizer.step()
 
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    seconds = time_call(step, device, steps, warmup)
-    return {
-        "bench": "train",
-        "model": model_name,
-        **device_info(device),
-        "dtype": dtype_label(device, amp),
-        "compile": compile_,
-        "batch": batch,
-        "points": num_points,
-        "shapes_per_s": round(batch / seconds, 1),
-        "ms_per_step": round(seconds * 1000, 3),
-        "peak_memory_mb": round(peak_memory_mb(device), 1),
-    }
+    settings = {"model": model_name, "amp": amp, "compile": compile_, "batch": batch, "points": num_points, "steps": steps, "warmup": warmup}
+    return measure("train", step, device, settings)
 
 
 def main() -> None:
