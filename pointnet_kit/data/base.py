@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from .record import DataSpec
+
 
 class PointCloudDataset(Dataset):
     """Labelled point clouds held in memory as arrays (ModelNet40 at 1024 points is ~120 MB).
@@ -20,10 +22,13 @@ class PointCloudDataset(Dataset):
         ids: optional name of each shape (e.g. ``"chair/chair_0042.off"``).
         num_points: if set and smaller than ``N``, ``__getitem__`` returns the first ``num_points``
             points (loaders store clouds in random order, so a prefix is a random subsample).
+        part_labels: optional ``(M, N)`` integer per-point part ids (global numbering), for part
+            segmentation; kept aligned with ``points`` by every operation here.
+        spec: the run's :class:`~pointnet_kit.data.record.DataSpec`, set by the engine's ``load_split``.
 
-    ``__getitem__`` returns ``(points (num_points, C) float32 tensor, label int)`` where ``C`` is 3,
-    or 6 with ``use_normals``. The engine reads :attr:`points` / :attr:`labels` directly to put the
-    whole dataset on the GPU.
+    ``__getitem__`` returns a dict ``{"points": (num_points, C) float32, "labels": () int64}`` (plus
+    ``"part_labels": (num_points,)``) where ``C`` is 3, or 6 with ``use_normals``;
+    :meth:`as_tensors` returns the same dict for every shape at once (the engine keeps it on the device).
     """
 
     def __init__(
@@ -35,6 +40,8 @@ class PointCloudDataset(Dataset):
         ids: Sequence[str] | None = None,
         num_points: int | None = None,
         use_normals: bool = False,
+        part_labels: np.ndarray | None = None,
+        spec: DataSpec | None = None,
     ) -> None:
         points = np.ascontiguousarray(points, dtype=np.float32)
         labels = np.asarray(labels, dtype=np.int64).reshape(-1)
@@ -51,6 +58,12 @@ class PointCloudDataset(Dataset):
         self.ids = None if ids is None else list(ids)
         self.num_points = min(num_points or points.shape[1], points.shape[1])
         self.use_normals = use_normals
+        if part_labels is not None:
+            part_labels = np.ascontiguousarray(part_labels, dtype=np.int64)
+            if part_labels.shape != points.shape[:2]:
+                raise ValueError(f"part_labels must be {points.shape[:2]} (one per point), got {part_labels.shape}")
+        self.part_labels = part_labels
+        self.spec = spec
 
     @property
     def num_classes(self) -> int:
@@ -63,18 +76,25 @@ class PointCloudDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        cloud = self.points[index, : self.num_points]
-        if self.use_normals:
-            cloud = np.concatenate([cloud, self.normals[index, : self.num_points]], axis=1)
-        return torch.from_numpy(cloud), int(self.labels[index])
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {key: value[0] for key, value in self._batch(np.array([index])).items()}
 
-    def as_tensors(self, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
-        """All clouds and labels as tensors: ``(M, num_points, C) float32`` and ``(M,) int64``."""
-        cloud = self.points[:, : self.num_points]
+    def as_tensors(self, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+        """Every shape as one batch dict on ``device``: ``points (M, num_points, C) float32``,
+        ``labels (M,) int64`` and, for segmentation data, ``part_labels (M, num_points) int64``."""
+        return {key: value.to(device) for key, value in self._batch(slice(None)).items()}
+
+    def _batch(self, rows: slice | np.ndarray) -> dict[str, torch.Tensor]:
+        cloud = self.points[rows, : self.num_points]
         if self.use_normals:
-            cloud = np.concatenate([cloud, self.normals[:, : self.num_points]], axis=2)
-        return torch.from_numpy(np.ascontiguousarray(cloud)).to(device), torch.from_numpy(self.labels).to(device)
+            cloud = np.concatenate([cloud, self.normals[rows, : self.num_points]], axis=2)
+        batch = {
+            "points": torch.from_numpy(np.ascontiguousarray(cloud)),
+            "labels": torch.from_numpy(np.ascontiguousarray(self.labels[rows])),
+        }
+        if self.part_labels is not None:
+            batch["part_labels"] = torch.from_numpy(np.ascontiguousarray(self.part_labels[rows, : self.num_points]))
+        return batch
 
     def subset(self, indices: Sequence[int] | np.ndarray) -> "PointCloudDataset":
         """A new dataset of the chosen shapes (copies; same class names)."""
@@ -87,6 +107,8 @@ class PointCloudDataset(Dataset):
             ids=None if self.ids is None else [self.ids[i] for i in indices],
             num_points=self.num_points,
             use_normals=self.use_normals,
+            part_labels=None if self.part_labels is None else self.part_labels[indices],
+            spec=self.spec,
         )
 
     def class_counts(self) -> np.ndarray:

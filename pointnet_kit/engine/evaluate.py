@@ -103,7 +103,8 @@ def evaluate_checkpoint(
     model, ckpt = load_model(ckpt, map_location=dev)
     config = checkpoint_config(ckpt)
     dataset = dataset_for_checkpoint(ckpt, data, split)
-    points, labels = dataset.as_tensors(dev)
+    batch = dataset.as_tensors(dev)
+    points, labels = batch["points"], batch["labels"]
     logits = sum(
         predict_logits(model, points, batch_size, config.runtime.amp, transform=t)
         for t in vote_transforms(config, votes, seed)

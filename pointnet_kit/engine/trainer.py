@@ -165,8 +165,9 @@ class Trainer:
             raise ConfigError(f"train.batch_size={batch} is larger than the training split ({n_train} shapes)")
 
         # The whole dataset lives on the device: no per-sample Python in the training step.
-        self.train_points, self.train_labels = self.train_set.as_tensors(self.device)
-        self.val_points, self.val_labels = self.val_set.as_tensors(self.device)
+        train_batch, val_batch = self.train_set.as_tensors(self.device), self.val_set.as_tensors(self.device)
+        self.train_points, self.train_labels = train_batch["points"], train_batch["labels"]
+        self.val_points, self.val_labels = val_batch["points"], val_batch["labels"]
         self.augment = build_batch_transforms(augmentation_specs(config))
 
         model = create_model(

@@ -70,6 +70,6 @@ def predict_split(
     dataset = dataset_for_checkpoint(ckpt, data=data, split=split)
     if len(dataset) == 0:
         raise DataError(f"the {split} split of the data is empty")
-    points, _ = dataset.as_tensors()
+    points = dataset.as_tensors()["points"]
     logits = predict_logits(model, points, batch_size=batch_size, device=resolve_device(device))
     return model, ckpt, dataset, torch.softmax(logits.float(), dim=1).numpy()

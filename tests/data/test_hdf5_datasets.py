@@ -24,7 +24,7 @@ def test_roundtrip_of_the_release_layout(h5_folder):
     assert len(ds) == 10 and ds.class_names == ["cube", "ball", "ring"]
     assert ds.points.shape == (10, 32, 3) and ds.normals.shape == (10, 32, 3)
     assert ds.ids[1] == "ball/ball_0001.off"
-    x, y = ds[1]
+    x, y = ds[1]["points"], ds[1]["labels"]
     assert x.shape == (32, 6) and y == 1
     with h5py.File(h5_folder / "ply_data_test0.h5") as f:
         np.testing.assert_array_equal(ds.points[:4], f["data"][:, :32])

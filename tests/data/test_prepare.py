@@ -97,11 +97,11 @@ def test_prepare_refuses_foreign_output_and_empty_source(off_tree, tmp_path):
 
 def test_open_dataset_prepares_an_off_tree_once(off_tree, cache_root, monkeypatch):
     test = open_dataset(off_tree, split="test", num_points=128)
-    assert len(test) == 2 and test.class_names == ["box", "tetra"] and test[0][0].shape == (128, 3)
+    assert len(test) == 2 and test.class_names == ["box", "tetra"] and test[0]["points"].shape == (128, 3)
     calls = []
     monkeypatch.setattr(prepare_module, "prepare_off", lambda *a, **k: calls.append(1))
     again = open_dataset(off_tree, split="train", num_points=128, use_normals=True)
-    assert calls == [] and len(again) == 6 and again[0][0].shape == (128, 6)
+    assert calls == [] and len(again) == 6 and again[0]["points"].shape == (128, 6)
     with pytest.raises(DataError, match=r"no 'val' split among these OFF meshes \(splits found: test, train\)"):
         open_dataset(off_tree, split="val")
 
@@ -137,7 +137,7 @@ def normal_resampled(tmp_path):
 def test_normal_resampled_layout(normal_resampled):
     ds = open_dataset(normal_resampled, split="train", num_points=16, use_normals=True)
     assert ds.class_names == ["airplane", "night_stand"] and ds.labels.tolist() == [0, 0, 1]
-    assert ds[0][0].shape == (16, 6) and ds.ids[2] == "night_stand/night_stand_0001.txt"
+    assert ds[0]["points"].shape == (16, 6) and ds.ids[2] == "night_stand/night_stand_0001.txt"
     np.testing.assert_allclose(ds.normals[..., 2], 1.0)
     info = describe(normal_resampled)
     assert info["format"] == "normal_resampled" and info["splits"]["test"]["shapes"] == 1

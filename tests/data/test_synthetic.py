@@ -55,7 +55,7 @@ def test_open_dataset_default_serves_a_prefix(cache_root, monkeypatch):
     monkeypatch.setattr(synthetic, "SHAPES_PER_CLASS", {"train": 3, "test": 2})
     monkeypatch.setattr(synthetic, "VERSION", "test-small")
     ds = open_dataset("default", split="test", num_points=100, use_normals=True)
-    x, y = ds[0]
+    x, y = ds[0]["points"], ds[0]["labels"]
     assert x.shape == (100, 6) and ds.num_classes == len(synthetic.CLASS_NAMES) and len(ds) == 2 * ds.num_classes
     with pytest.raises(DataError, match="splits train and test"):
         open_dataset("embedded", split="val")
@@ -90,8 +90,8 @@ def test_a_short_pointnet_run_learns_it(cache_root):
     from pointnet_kit.models import create_model
 
     train, test = (make_default_dataset(split, POINTS, cache_dir=cache_root) for split in ("train", "test"))
-    x, y = train.as_tensors()
-    xt, yt = test.as_tensors()
+    x, y = train.as_tensors().values()
+    xt, yt = test.as_tensors().values()
     model = create_model("pointnet", num_classes=train.num_classes, seed=0)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=4, gamma=0.5)
