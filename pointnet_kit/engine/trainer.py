@@ -19,7 +19,6 @@ from torch import nn
 from .. import __version__
 from ..data.transforms import build_batch_transforms
 from ..errors import CheckpointError, ConfigError
-from ..layers import orthogonality_loss
 from ..models import PointNetClassifier, create_model
 from ..utils import resolve_device, seed_everything
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -75,11 +74,9 @@ def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Optimizer:
 
 
 def classification_loss(out: dict[str, torch.Tensor], labels: torch.Tensor, config: Config) -> torch.Tensor:
-    """Cross entropy (with label smoothing) + the feature-transform orthogonality regularizer."""
+    """Cross entropy (with label smoothing) + the model's own (already weighted) loss terms."""
     loss = F.cross_entropy(out["logits"].float(), labels, label_smoothing=config.train.label_smoothing)
-    if "feature_transform" in out and config.train.feature_transform_weight > 0:
-        loss = loss + config.train.feature_transform_weight * orthogonality_loss(out["feature_transform"].float())
-    return loss
+    return loss + sum(out["losses"].values())
 
 
 @torch.no_grad()
@@ -328,10 +325,10 @@ class Trainer:
             self.scheduler.step()
             record = {"epoch": epoch + 1, "lr": lr, **train_stats, **{k: v for k, v in val.items() if k != "_stats"}}
             self.history.append(record)
-            value = record[cfg.train.select_metric]
+            value = record[cfg.train.select_metric or "val_oa"]
             improved = value > self.best["value"]
             if improved:
-                self.best = {"epoch": epoch + 1, "value": value, "metric": cfg.train.select_metric}
+                self.best = {"epoch": epoch + 1, "value": value, "metric": cfg.train.select_metric or "val_oa"}
             if self.dist.is_main:
                 with open(self.out_dir / "metrics.jsonl", "w") as f:
                     f.writelines(json.dumps(m) + "\n" for m in self.history)
