@@ -14,7 +14,7 @@ from ..utils import resolve_device
 from .checkpoint import load_checkpoint, load_model
 from .config import Config, augmentation_specs, config_from_dict
 from .datasets import load_split
-from .metrics import confusion_matrix, summarize
+from ..tasks.classification import confusion_matrix, summarize
 from .trainer import predict_logits
 
 SPLIT_NOTES = {

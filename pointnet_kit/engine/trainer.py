@@ -25,7 +25,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, augmentation_specs, config_from_dict
 from .datasets import load_split
 from .distributed import DistInfo, ShardedBatchSampler, all_reduce_sum, cleanup, init_distributed
-from .metrics import confusion_matrix, summarize
+from ..tasks.classification import confusion_matrix, summarize
 
 Logger = Callable[[str], None]
 
