@@ -132,7 +132,7 @@ def data_spec_for(data: DataConfig, task: str, class_names: list[str], num_point
         task=task,
         num_points=num_points or data.num_points,
         channels=XYZ + NORMALS if data.use_normals else list(XYZ),
-        up_axis=data.up_axis,
+        up_axis=data.up_axis or "z",  # null: the format's (data branch), z before formats had one
         class_names=list(class_names),
         part_names=part_names,
         source=data.root,
