@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from pointnet_kit.errors import ConfigError
 from .conftest import fast_overrides
 from .seg_data import box_cloud, fake_load_split
 
+REPO = Path(__file__).resolve().parents[2]
 SEG = ["model.name=pointnet_seg", "train.augmentations=[{name: rotate_z}]", "optim.lr=0.003", "train.batch_size=8"]
 
 
@@ -92,3 +94,23 @@ def test_point_moving_augmentation_is_refused_for_segmentation(boxes):
 def test_classifier_on_part_data_is_refused(boxes):
     with pytest.raises(ConfigError, match="'pointnet' is a classification model"):
         train(config_from_dict({}, fast_overrides("boxes")), boxes / "refused2", log=lambda _m: None)
+
+
+@pytest.mark.slow
+def test_parts_default_job_trains_and_eval_reproduces_it(tmp_path, capsys):
+    """configs/parts_default.yaml on the embedded parts dataset, one epoch (about a minute on 2 cores)."""
+    from pointnet_kit.data import open_dataset
+    from pointnet_kit.errors import DataError
+
+    try:
+        open_dataset("default_parts", split="test", num_points=16)
+    except DataError as exc:
+        pytest.skip(f"embedded parts dataset not available: {exc}")
+    config = REPO / "configs" / "parts_default.yaml"
+    out = tmp_path / "R"
+    assert main(["train", "--config", str(config), "--out", str(out), "train.epochs=1", "runtime.progress=false", "runtime.tensorboard=false"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0.0 <= summary["instance_miou"] <= 1.0 and 0.0 <= summary["category_miou"] <= 1.0
+    result = evaluate_checkpoint(out, device="cpu")
+    assert result["instance_miou"] == pytest.approx(summary["instance_miou"], abs=1e-9)
+    assert result["category_miou"] == pytest.approx(summary["category_miou"], abs=1e-9)
