@@ -15,8 +15,9 @@ from ..errors import PointNetKitError
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
-        help="train a classifier (default: the embedded dataset, a couple of minutes on CPU)",
-        description="Train a PointNet classifier. With no arguments: the default model on the embedded dataset. "
+        help="train a model (default: a classifier on the embedded dataset, a couple of minutes on CPU)",
+        description="Train a model for its data's task (classification, part segmentation). With no arguments: "
+        "the default classifier on the embedded dataset; configs/parts_default.yaml: part segmentation. "
         "Overrides are dotted key=value pairs, e.g. train.epochs=50 data.root=/data/modelnet40_ply_hdf5_2048. "
         "Multi-GPU / multi-node: torchrun --nproc-per-node K -m pointnet_kit train ...",
     )
@@ -28,8 +29,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "eval",
-        help="evaluate a checkpoint: OA, mean class accuracy, per-class accuracy, confusion matrix",
-        description="Evaluate a checkpoint on the validation split of its run (default) or on a test split.",
+        help="evaluate a checkpoint: OA / mean class accuracy (classification), instance / category mIoU (parts)",
+        description="Evaluate a checkpoint on the validation split of its run (default) or on a test split. "
+        "Classification: OA, mean class accuracy, per class, confusion matrix. Part segmentation: instance and "
+        "category mIoU (ShapeNetPart style), point accuracy, per-category and per-part IoU.",
     )
     p.add_argument("checkpoint", help="checkpoint file or run directory (uses checkpoint_best.pt)")
     p.add_argument("--data", help="dataset root (default: the one the checkpoint was trained on)")
@@ -42,12 +45,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "predict",
-        help="classify mesh / point cloud files",
-        description="Classify meshes (.off .obj .ply .stl) or point clouds (.ply .pcd .xyz .npy .npz .txt).",
+        help="classify files, or label their points with parts (segmentation checkpoints)",
+        description="Predict on meshes (.off .obj .ply .stl) or point clouds (.ply .pcd .xyz .npy .npz .txt), "
+        "sampled and normalized as in training: the top classes, or for a part segmentation checkpoint the "
+        "part of every sampled point.",
     )
     p.add_argument("checkpoint")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--topk", type=int, default=3)
+    p.add_argument("--topk", type=int, default=3, help="classification: classes to show")
+    p.add_argument("--category", help="segmentation: the shape category (restricts parts to it; required by "
+                   "models that take the category)")
+    p.add_argument("--out", metavar="FILE", help="segmentation, one input file: write 'x y z part' lines of the "
+                   "sampled, normalized points")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0, help="seed of the surface sampling")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -88,10 +97,10 @@ def run_train(args: argparse.Namespace) -> int:
     summary = train(config, out, resume=out if args.resume else None)
     if int(os.environ.get("RANK", "0")) == 0:
         best, final = summary["best"], summary["final"]
+        show = lambda record: " / ".join(f"{m} {record[f'val_{m}']:.4f}" for m in summary["metric_names"])  # noqa: E731
         print(
             f"\ndone in {summary['wall_time_s']:.0f}s on {summary['device']}: "
-            f"best val OA {best['val_oa']:.4f} / mAcc {best['val_macc']:.4f} at epoch {best['epoch']}, "
-            f"final val OA {final['val_oa']:.4f} / mAcc {final['val_macc']:.4f} "
+            f"best val {show(best)} at epoch {best['epoch']}, final val {show(final)} "
             f"(validation split: {summary['splits']['val']['source']}); "
             f"{summary['train_shapes_per_s']:.0f} train shapes/s\nrun directory: {out}"
         )
@@ -107,16 +116,24 @@ def run_eval(args: argparse.Namespace) -> int:
         return 0
     print(f"{result['model']} (epoch {result['epoch']}) on {result['data']}, split {result['split']}: {result['split_note']}")
     print(f"shapes {result['num_shapes']}, votes {result['votes']}")
-    print(f"overall accuracy     {result['oa']:.4f}")
-    print(f"mean class accuracy  {result['macc']:.4f}")
-    width = max(len(n) for n in result["per_class"])
-    print("\nper class:")
-    for name, entry in result["per_class"].items():
-        acc = "  n/a " if entry["acc"] is None else f"{entry['acc']:.4f}"
-        print(f"  {name:<{width}}  {acc}  ({entry['support']} shapes)")
-    if len(result["per_class"]) <= 20:
-        print("\nconfusion matrix (rows: true, columns: predicted):")
+    labels = {"oa": "overall accuracy", "macc": "mean class accuracy", "instance_miou": "instance mIoU",
+              "category_miou": "category mIoU", "point_acc": "point accuracy"}
+    for metric in result["metric_names"]:
+        print(f"{labels.get(metric, metric):<21}{result[metric]:.4f}")
+    tables = [("per_class", "acc", "per class", "support"), ("per_category", "miou", "per category (mIoU)", "shapes"),
+              ("per_part", "iou", "per part (IoU over the shapes of its category)", "shapes")]
+    for key, value, title, count in tables:
+        if not result.get(key):
+            continue
+        width = max(len(n) for n in result[key])
+        print(f"\n{title}:")
+        for name, entry in result[key].items():
+            shown = "  n/a " if entry[value] is None else f"{entry[value]:.4f}"
+            print(f"  {name:<{width}}  {shown}  ({entry[count]} shapes)")
+    if "confusion" in result and len(result["confusion"]) <= 20:
         names = list(result["per_class"])
+        width = max(len(n) for n in names)
+        print("\nconfusion matrix (rows: true, columns: predicted):")
         for name, row in zip(names, result["confusion"]):
             print(f"  {name:<{width}} " + " ".join(f"{v:>4}" for v in row))
     if args.json:
@@ -131,15 +148,37 @@ def run_predict(args: argparse.Namespace) -> int:
     missing = [f for f in args.files if not Path(f).is_file()]
     if missing:
         raise PointNetKitError(f"file not found: {missing[0]}")
-    results = predict_files(args.checkpoint, args.files, args.topk, args.device, args.seed)
+    if args.out and len(args.files) != 1:
+        raise PointNetKitError(f"--out writes one file's points: give one input file, not {len(args.files)}")
+    results = predict_files(args.checkpoint, args.files, args.topk, args.device, args.seed, args.category)
+    per_point = "parts" in results[0]
+    if args.out:
+        if not per_point:
+            raise PointNetKitError("--out writes per-point parts: this checkpoint is a classifier")
+        _write_parts(Path(args.out), results[0]["points"], results[0]["parts"])
     if args.json:
-        json.dump(results, sys.stdout, indent=2)
+        shown = [{k: v.tolist() if hasattr(v, "tolist") else v for k, v in r.items()} for r in results]
+        json.dump(shown, sys.stdout, indent=2)
         print()
         return 0
     for result in results:
-        guesses = ", ".join(f"{p['class']} {p['prob']:.3f}" for p in result["predictions"])
-        print(f"{result['file']}: {guesses}")
+        if per_point:
+            counts = ", ".join(f"{name} {n}" for name, n in result["counts"].items())
+            category = f" [{result['category']}]" if result["category"] else ""
+            print(f"{result['file']}{category}: {len(result['parts'])} points: {counts}")
+        else:
+            guesses = ", ".join(f"{p['class']} {p['prob']:.3f}" for p in result["predictions"])
+            print(f"{result['file']}: {guesses}")
+    if args.out:
+        print(f"wrote {args.out} (x y z part per line; points sampled and normalized as the model saw them)")
     return 0
+
+
+def _write_parts(path: Path, points, parts) -> None:
+    """``x y z part`` text, one point per line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{x:.6f} {y:.6f} {z:.6f} {int(p)}" for (x, y, z), p in zip(points.tolist(), parts.tolist())]
+    path.write_text("\n".join(lines) + "\n")
 
 
 def run_export(args: argparse.Namespace) -> int:

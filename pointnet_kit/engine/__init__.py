@@ -1,5 +1,5 @@
-"""Training engine: config, loop, loss, metrics, checkpoints. Knows models and data only by interface."""
+"""Engine: config, training loop, checkpoints and the one run reader, evaluation, export."""
 
-from .checkpoint import load_checkpoint, load_model, save_checkpoint
+from .checkpoint import load_checkpoint, load_model, load_run, save_checkpoint
 
-__all__ = ["load_checkpoint", "load_model", "save_checkpoint"]
+__all__ = ["load_checkpoint", "load_model", "load_run", "save_checkpoint"]

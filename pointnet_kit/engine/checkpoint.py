@@ -11,8 +11,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data.record import NORMALS, XYZ, DataSpec
 from ..errors import CheckpointError
 from ..models import create_model
+from ..models.contract import PointModel
+from ..tasks import Task, get_task
+from .config import Config, DataConfig, config_from_dict
 
 FORMAT_VERSION = 1
 
@@ -102,3 +106,59 @@ def load_model(
     except RuntimeError as exc:
         raise CheckpointError(f"checkpoint weights do not fit model {name!r}: {str(exc).splitlines()[0]}") from exc
     return model.to(map_location).eval(), ckpt
+
+
+def migrate_config(config: dict[str, Any] | None) -> dict[str, Any]:
+    """A checkpoint's stored config in today's keys (older runs kept PointNet's regularizer weight in
+    ``train.feature_transform_weight``; it now lives in ``model.kwargs``)."""
+    config = {key: dict(value) if isinstance(value, dict) else value for key, value in (config or {}).items()}
+    train = config.get("train") or {}
+    if "feature_transform_weight" in train:
+        weight = train.pop("feature_transform_weight")
+        model = config.setdefault("model", {})
+        model["kwargs"] = {"feature_transform_weight": weight, **dict(model.get("kwargs") or {})}
+    return config
+
+
+def checkpoint_config(ckpt: dict[str, Any]) -> Config:
+    """The resolved config stored in a checkpoint (migrated to today's keys)."""
+    return config_from_dict(migrate_config(ckpt.get("config")))
+
+
+def data_spec_for(data: DataConfig, task: str, class_names: list[str], num_points: int | None = None,
+                  part_names: list[str] | None = None) -> DataSpec:
+    """The :class:`DataSpec` of data that does not carry one: from the run's data config."""
+    return DataSpec(
+        task=task,
+        num_points=num_points or data.num_points,
+        channels=XYZ + NORMALS if data.use_normals else list(XYZ),
+        up_axis=data.up_axis or "z",  # null: the format's (data branch), z before formats had one
+        class_names=list(class_names),
+        part_names=part_names,
+        source=data.root,
+    )
+
+
+def load_run(
+    path: str | os.PathLike | dict[str, Any], map_location: str | torch.device = "cpu"
+) -> tuple[PointModel, Task, DataSpec, dict[str, Any]]:
+    """Everything a checkpoint (or a run directory: its ``checkpoint_best.pt``) says about its run.
+
+    Returns ``(model, task, spec, ckpt)``: the model in eval mode on ``map_location``, the task that
+    turns its logits into predictions and metrics, the run's :class:`DataSpec` (points, channels, up
+    axis, class and part names) and the raw checkpoint dict. Checkpoints from before tasks and specs
+    existed get a spec rebuilt from their stored config.
+    """
+    model, ckpt = load_model(path, map_location)
+    if ckpt.get("data_spec"):
+        spec = DataSpec.from_dict(ckpt["data_spec"])
+    else:
+        config = checkpoint_config(ckpt)
+        names = list(ckpt.get("class_names") or [str(i) for i in range(model.num_classes)])
+        spec = data_spec_for(config.data, model.task, names)
+    task = get_task(ckpt.get("task") or spec.task, spec)
+    if task.num_outputs != model.num_classes:
+        raise CheckpointError(
+            f"checkpoint's model has {model.num_classes} outputs but its data spec describes {task.num_outputs}"
+        )
+    return model, task, spec, ckpt

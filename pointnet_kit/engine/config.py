@@ -78,8 +78,6 @@ class TrainConfig:
     eval_batch_size: int = 256
     drop_last: bool = True
     label_smoothing: float = 0.0
-    feature_transform_weight: float = 0.001
-    """Weight of ``||I - A A^T||^2`` on the 64x64 feature transform."""
     augmentations: list[dict[str, Any]] = field(
         default_factory=lambda: [{"name": "rotate_z"}, {"name": "jitter", "sigma": 0.01, "clip": 0.05}]
     )
@@ -89,8 +87,10 @@ class TrainConfig:
     bn_momentum_step: int = 20
     bn_momentum_min: float = 0.01
     grad_clip: float | None = None
-    select_metric: str = "val_oa"
-    """Validation metric that picks ``checkpoint_best.pt``: ``val_oa`` or ``val_macc``."""
+    select_metric: str | None = None
+    """Validation metric that picks ``checkpoint_best.pt``, ``val_<metric>`` of the task (``val_oa``,
+    ``val_macc``; ``val_instance_miou``, ``val_category_miou``, ``val_point_acc``); ``null``: the
+    task's default (``val_oa`` / ``val_instance_miou``)."""
 
 
 @dataclass
@@ -240,7 +240,8 @@ def validate(config: Config) -> Config:
          f"schedule.name must be step, cosine or constant, got {config.schedule.name!r}"),
         (config.schedule.step_size >= 1, "schedule.step_size must be >= 1"),
         (config.runtime.amp in ("auto", "bf16", "fp16", "off"), f"runtime.amp must be auto, bf16, fp16 or off, got {config.runtime.amp!r}"),
-        (config.train.select_metric in ("val_oa", "val_macc"), "train.select_metric must be val_oa or val_macc"),
+        (config.train.select_metric is None or config.train.select_metric.startswith("val_"),
+         f"train.select_metric must name a validation metric, val_<metric> (e.g. val_oa), got {config.train.select_metric!r}"),
         (0.0 <= config.train.label_smoothing < 1.0, "train.label_smoothing must be in [0, 1)"),
     ]
     for ok, message in checks:
@@ -262,11 +263,27 @@ def augmentation_specs(config: Config) -> list[dict[str, Any]]:
     ]
 
 
+MOVED_KEYS = {
+    ("train", "feature_transform_weight"): "model.kwargs.feature_transform_weight",
+}
+"""Keys that moved, with where they live now (PointNet's regularizer belongs to the model)."""
+
+
+def check_moved_keys(data: Mapping[str, Any], source: str = "config") -> None:
+    """A :class:`ConfigError` naming the new place of a key that moved."""
+    for (section, key), new in MOVED_KEYS.items():
+        if isinstance(data.get(section), Mapping) and key in data[section]:
+            raise ConfigError(f"{source}: {section}.{key} moved to {new} (set it there, e.g. {new}=0.001)")
+
+
 def config_from_dict(data: Mapping[str, Any] | None = None, overrides: Sequence[str] = ()) -> Config:
     """Build a validated :class:`Config` from a (partial) nested dict plus ``key=value`` overrides."""
     merged: dict[str, Any] = dict(data or {})
+    check_moved_keys(merged)
     for text in overrides:
-        merged = _merge(merged, parse_override(text))
+        override = parse_override(text)
+        check_moved_keys(override, f"override {text!r}")
+        merged = _merge(merged, override)
     return validate(_build(Config, merged))
 
 
@@ -283,4 +300,5 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
             raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a mapping of sections (model, data, optim, ...)")
+        check_moved_keys(data, str(path))
     return config_from_dict(data, overrides)

@@ -1,4 +1,4 @@
-"""Evaluation of a checkpoint (with test-time voting) and prediction on files."""
+"""Evaluation of a checkpoint (with test-time voting) and prediction on files, through the run's task."""
 
 from __future__ import annotations
 
@@ -6,16 +6,18 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
+from torch import nn
 
 from ..data import PointCloudDataset, load_points
-from ..errors import CheckpointError
+from ..errors import CheckpointError, PointNetKitError
+from ..tasks import Meter, Task
 from ..utils import resolve_device
-from .checkpoint import load_checkpoint, load_model
-from .config import Config, augmentation_specs, config_from_dict
+from .checkpoint import checkpoint_config, load_checkpoint, load_run
+from .config import Config, augmentation_specs
 from .datasets import load_split
-from .metrics import confusion_matrix, summarize
-from .trainer import predict_logits
+from .inference import category_input, predict_logits
 
 SPLIT_NOTES = {
     "val": "validation split carved from train (stratified, seeded): the split the run selected its checkpoint on",
@@ -23,16 +25,16 @@ SPLIT_NOTES = {
     "test": "held-out test split",
 }
 
+# Logits held at once while evaluating (elements): bounds memory for per-point logits of big splits.
+LOGITS_BUDGET = 1 << 26
 
-def checkpoint_config(ckpt: dict[str, Any]) -> Config:
-    """The resolved config stored in a checkpoint."""
-    return config_from_dict(ckpt.get("config") or {})
+__all__ = ["checkpoint_config", "dataset_for_checkpoint", "evaluate_batch", "evaluate_checkpoint", "predict_files", "vote_transforms"]
 
 
 def dataset_for_checkpoint(ckpt: dict[str, Any], data: str | None = None, split: str = "val") -> PointCloudDataset:
     """The ``split`` a checkpoint's run used (same classes, points, validation split), from ``data`` or its root."""
     dataset = load_split(checkpoint_config(ckpt).data, split, root=data)
-    expected = list(ckpt.get("class_names") or [])
+    expected = list((ckpt.get("data_spec") or {}).get("class_names") or ckpt.get("class_names") or [])
     if expected and dataset.class_names != expected:
         raise CheckpointError(
             f"checkpoint was trained on {len(expected)} classes ({', '.join(expected[:3])}, ...), "
@@ -46,6 +48,7 @@ def vote_transforms(config: Config, votes: int, seed: int = 0) -> list[Callable[
 
     Rotations about the run's up axis at ``2*pi*k/votes`` when the model was trained with
     ``rotate_z``; otherwise seeded anisotropic scalings in the training's range (default 0.8-1.25).
+    Neither moves points, so per-point logits stay aligned with their points.
     """
     specs = augmentation_specs(config)
     rotation = next((s for s in specs if s.get("name") == "rotate_z"), None)
@@ -83,6 +86,35 @@ def _linear_map(matrix: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     return apply
 
 
+@torch.no_grad()
+def evaluate_batch(
+    model: nn.Module,
+    task: Task,
+    batch: dict[str, torch.Tensor],
+    batch_size: int = 256,
+    amp: str = "auto",
+    transforms: Sequence[Callable[[torch.Tensor], torch.Tensor]] | None = None,
+) -> Meter:
+    """A meter fed with ``model``'s logits on every shape of ``batch`` (a split's batch dict).
+
+    With several ``transforms`` the logits are averaged over them (test-time voting). Shapes go
+    through in chunks so per-point logits of a large split never sit in memory at once.
+    """
+    points = batch["points"]
+    meter = task.new_meter(points.device)
+    transforms = list(transforms) if transforms else [None]
+    per_row = max(1, task.num_outputs * (points.shape[1] if points.dim() == 3 else 1))
+    rows = max(batch_size, LOGITS_BUDGET // per_row)
+    for start in range(0, len(points), rows):
+        chunk = {key: value[start : start + rows] for key, value in batch.items()}
+        category = category_input(model, chunk)
+        logits = sum(
+            predict_logits(model, chunk["points"], batch_size, amp, transform=t, category=category) for t in transforms
+        )
+        meter.update(logits / len(transforms) if len(transforms) > 1 else logits, chunk)
+    return meter
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     data: str | None = None,
@@ -92,27 +124,28 @@ def evaluate_checkpoint(
     device: str = "auto",
     seed: int = 0,
 ) -> dict[str, Any]:
-    """OA, mean class accuracy, per-class accuracy and the confusion matrix of a checkpoint on ``split``.
+    """The task's metrics of a checkpoint on ``split`` (classification: OA, mean class accuracy, per
+    class, confusion; part segmentation: instance/category mIoU, point accuracy, per category and part).
 
     With ``votes > 1`` the logits are averaged over that many augmented copies of each shape.
     """
     if votes < 1:
         raise CheckpointError(f"--votes must be >= 1, got {votes}")
     dev = resolve_device(device)
-    ckpt = load_checkpoint(checkpoint, map_location="cpu")
-    model, ckpt = load_model(ckpt, map_location=dev)
+    model, task, spec, ckpt = load_run(load_checkpoint(checkpoint, map_location="cpu"), map_location=dev)
     config = checkpoint_config(ckpt)
     dataset = dataset_for_checkpoint(ckpt, data, split)
-    batch = dataset.as_tensors(dev)
-    points, labels = batch["points"], batch["labels"]
-    logits = sum(
-        predict_logits(model, points, batch_size, config.runtime.amp, transform=t)
-        for t in vote_transforms(config, votes, seed)
-    ) / votes
-    stats = summarize(confusion_matrix(logits.argmax(1), labels, dataset.num_classes), dataset.class_names)
+    if dataset.spec is not None and spec.part_names and dataset.spec.part_names not in (None, spec.part_names):
+        raise CheckpointError(f"checkpoint was trained on parts {spec.part_names[:3]}..., the data has others")
+    meter = evaluate_batch(
+        model, task, dataset.as_tensors(dev), batch_size, config.runtime.amp, vote_transforms(config, votes, seed)
+    )
+    stats = meter.compute()
     return {
         "checkpoint": str(checkpoint),
         "model": ckpt["model_name"],
+        "task": task.name,
+        "metric_names": list(task.metric_names),
         "epoch": ckpt.get("epoch"),
         "data": data or config.data.root,
         "split": split,
@@ -128,23 +161,53 @@ def predict_files(
     topk: int = 5,
     device: str = "auto",
     seed: int = 0,
+    category: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Classify mesh / point cloud files; each is sampled and normalized as in training."""
+    """Predict on mesh / point cloud files; each is sampled and normalized as in training.
+
+    Classification: ``{"file", "predictions": [{"class", "prob"}, ...]}`` (top ``topk``).
+    Part segmentation: ``{"file", "category", "points" (N, 3) array, "parts" (N,) array,
+    "counts": {part name: points}}``; ``category`` (a class name of the run) restricts the parts to
+    that category's and is required by models that take the category as input.
+    """
     dev = resolve_device(device)
-    model, ckpt = load_model(checkpoint, map_location=dev)
-    config = checkpoint_config(ckpt)
-    class_names = list(ckpt.get("class_names") or [str(i) for i in range(model.num_classes)])
-    if config.data.use_normals:
-        raise CheckpointError("this checkpoint expects normals; predict reads xyz only")
-    clouds = torch.stack([torch.from_numpy(load_points(f, config.data.num_points, seed=seed)) for f in files]).to(dev)
-    probs = predict_logits(model, clouds, amp=config.runtime.amp).softmax(dim=1)
-    top = probs.topk(min(topk, probs.shape[1]), dim=1)
-    return [
-        {
-            "file": str(f),
-            "predictions": [
-                {"class": class_names[i], "prob": round(float(p), 4)} for p, i in zip(top.values[row], top.indices[row])
-            ],
-        }
-        for row, f in enumerate(files)
-    ]
+    model, task, spec, ckpt = load_run(checkpoint, map_location=dev)
+    if spec.in_channels != 3:
+        raise CheckpointError(f"this checkpoint expects {spec.in_channels} channels ({' '.join(spec.channels)}); predict reads xyz only")
+    clouds = torch.stack([torch.from_numpy(load_points(f, spec.num_points, seed=seed)) for f in files]).to(dev)
+    batch: dict[str, torch.Tensor] = {"points": clouds}
+    if category is not None:
+        if category not in spec.class_names:
+            raise PointNetKitError(f"unknown category {category!r}; this run's: {', '.join(spec.class_names)}")
+        batch["labels"] = torch.full((len(files),), spec.class_names.index(category), dtype=torch.long, device=dev)
+    elif model.num_categories > 0:
+        raise PointNetKitError(f"this model takes the shape category: pass --category (one of {', '.join(spec.class_names)})")
+    amp = checkpoint_config(ckpt).runtime.amp
+    logits = predict_logits(model, clouds, amp=amp, category=category_input(model, batch))
+    if logits.dim() == 2:  # one label per shape
+        probs = logits.softmax(dim=1)
+        top = probs.topk(min(topk, probs.shape[1]), dim=1)
+        return [
+            {
+                "file": str(f),
+                "predictions": [
+                    {"class": spec.class_names[i], "prob": round(float(p), 4)} for p, i in zip(top.values[row], top.indices[row])
+                ],
+            }
+            for row, f in enumerate(files)
+        ]
+    parts = task.predict(logits, batch).cpu().numpy()  # (M, N)
+    names = list(spec.part_names or [str(i) for i in range(task.num_outputs)])
+    results = []
+    for row, f in enumerate(files):
+        ids, counts = np.unique(parts[row], return_counts=True)
+        results.append(
+            {
+                "file": str(f),
+                "category": category,
+                "points": clouds[row, :, :3].cpu().numpy(),
+                "parts": parts[row],
+                "counts": {names[i]: int(n) for i, n in zip(ids, counts)},
+            }
+        )
+    return results

@@ -46,7 +46,7 @@ def export_checkpoint(
         raise PointNetKitError(f"unknown export format {format!r}; use {' or '.join(FORMATS)}")
     model, _ = load_model(checkpoint)
     wrapper = LogitsOnly(model).eval()
-    in_channels = model.encoder.in_channels
+    in_channels = model.in_channels
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     generator = torch.Generator().manual_seed(seed)

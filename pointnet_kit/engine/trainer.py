@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import platform
@@ -13,31 +12,25 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
-from ..data.transforms import build_batch_transforms
+from ..data import PointCloudDataset
+from ..data.record import DataSpec
+from ..data.transforms import Dropout, Shuffle, build_batch_transforms
 from ..errors import CheckpointError, ConfigError
-from ..layers import orthogonality_loss
-from ..models import PointNetClassifier, create_model
+from ..models import create_model
+from ..tasks import Task, get_task
 from ..utils import resolve_device, seed_everything
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import checkpoint_config, data_spec_for, load_checkpoint, save_checkpoint
 from .config import Config, augmentation_specs, config_from_dict
 from .datasets import load_split
 from .distributed import DistInfo, ShardedBatchSampler, all_reduce_sum, cleanup, init_distributed
-from .metrics import confusion_matrix, summarize
+from .evaluate import evaluate_batch
+from .inference import autocast_context, category_input, predict_logits  # noqa: F401  (predict_logits: old import path)
 
 Logger = Callable[[str], None]
-
-
-def autocast_context(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    """bf16/fp16 autocast as configured; ``auto`` means bf16 on CUDA and nothing elsewhere."""
-    if amp == "auto":
-        amp = "bf16" if device.type == "cuda" else "off"
-    if amp == "off":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+Batch = dict[str, torch.Tensor]
 
 
 def lr_factor(config: Config, epoch: int) -> float:
@@ -74,40 +67,36 @@ def build_optimizer(model: nn.Module, config: Config) -> torch.optim.Optimizer:
     return torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
 
 
-def classification_loss(out: dict[str, torch.Tensor], labels: torch.Tensor, config: Config) -> torch.Tensor:
-    """Cross entropy (with label smoothing) + the feature-transform orthogonality regularizer."""
-    loss = F.cross_entropy(out["logits"].float(), labels, label_smoothing=config.train.label_smoothing)
-    if "feature_transform" in out and config.train.feature_transform_weight > 0:
-        loss = loss + config.train.feature_transform_weight * orthogonality_loss(out["feature_transform"].float())
-    return loss
+def run_spec(config: Config, dataset: PointCloudDataset) -> DataSpec:
+    """The run's :class:`DataSpec`: the dataset's own when its loader set one, else from the config."""
+    if dataset.spec is not None:
+        return dataset.spec
+    part_names = None
+    if dataset.part_labels is not None:
+        part_names = [f"part{i}" for i in range(int(dataset.part_labels.max()) + 1)]
+    task = "part_segmentation" if part_names else "classification"
+    return data_spec_for(config.data, task, dataset.class_names, dataset.num_points, part_names)
 
 
-@torch.no_grad()
-def predict_logits(
-    model: nn.Module,
-    points: torch.Tensor,
-    batch_size: int = 256,
-    amp: str = "auto",
-    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> torch.Tensor:
-    """Logits for every cloud, in eval mode, batched. ``points: (M, N, C)`` on the model's device.
+def batch_augmentation(specs: list[dict[str, Any]], per_point_labels: bool) -> Callable[[Batch, torch.Generator], Batch]:
+    """``augment(batch, generator) -> batch`` from the config's augmentation specs.
 
-    Returns ``(M, num_classes)`` float32 on the same device.
+    Adapter until label-aware transforms land: today's transforms see the points only, so the ones
+    that reorder or replace points (shuffle, dropout) would leave per-point labels behind; refused then.
     """
-    device = points.device
-    was_training = model.training
-    model.eval()
-    out = []
-    for start in range(0, len(points), batch_size):
-        batch = points[start : start + batch_size]
-        if transform is not None:
-            batch = transform(batch)
-        with autocast_context(device, amp):
-            out.append(model(batch)["logits"].float())
-    model.train(was_training)
-    if not out:
-        return torch.zeros(0, getattr(model, "num_classes", 0), device=device)
-    return torch.cat(out)
+    transform = build_batch_transforms(specs)
+    if per_point_labels:
+        moving = [type(t).__name__.lower() for t in transform.transforms if isinstance(t, (Shuffle, Dropout))]
+        if moving:
+            raise ConfigError(
+                f"train.augmentations: {', '.join(moving)} would move points away from their part labels; "
+                "remove it for segmentation data"
+            )
+
+    def augment(batch: Batch, generator: torch.Generator) -> Batch:
+        return {**batch, "points": transform(batch["points"], generator=generator)}
+
+    return augment
 
 
 def _versions() -> dict[str, str]:
@@ -128,7 +117,10 @@ def _rng_state(device: torch.device) -> dict[str, Any]:
 
 
 class Trainer:
-    """Trains a PointNet classifier as ``config`` says, writing everything to ``out_dir``.
+    """Trains the configured model on the configured data for the data's task, writing to ``out_dir``.
+
+    The task (from the data's :class:`DataSpec`) gives the loss, the metrics and their names; the
+    model is used only through the :class:`~pointnet_kit.models.contract.PointModel` contract.
 
     Files: ``config.yaml`` (resolved), ``metrics.jsonl`` (one line per epoch), ``checkpoint_last.pt``,
     ``checkpoint_best.pt`` (best on the validation split), ``summary.json``.
@@ -153,6 +145,14 @@ class Trainer:
         self.train_set = load_split(config.data, "train")
         self.val_set = load_split(config.data, "val")
         self.class_names = self.train_set.class_names
+        self.spec = run_spec(config, self.train_set)
+        self.task: Task = get_task(self.spec.task, self.spec, label_smoothing=config.train.label_smoothing)
+        valid = [f"val_{m}" for m in self.task.metric_names]
+        self.select_metric = config.train.select_metric or f"val_{self.task.default_select_metric}"
+        if self.select_metric not in valid:
+            raise ConfigError(
+                f"train.select_metric={self.select_metric!r} is not a {self.task.name} metric; use one of {', '.join(valid)}"
+            )
         n_train, batch = len(self.train_set), config.train.batch_size
         if n_train < 2:
             raise ConfigError(f"the training split has {n_train} shape(s); BatchNorm needs at least 2")
@@ -165,20 +165,25 @@ class Trainer:
             raise ConfigError(f"train.batch_size={batch} is larger than the training split ({n_train} shapes)")
 
         # The whole dataset lives on the device: no per-sample Python in the training step.
-        train_batch, val_batch = self.train_set.as_tensors(self.device), self.val_set.as_tensors(self.device)
-        self.train_points, self.train_labels = train_batch["points"], train_batch["labels"]
-        self.val_points, self.val_labels = val_batch["points"], val_batch["labels"]
-        self.augment = build_batch_transforms(augmentation_specs(config))
+        self.train_data: Batch = self.train_set.as_tensors(self.device)
+        self.val_data: Batch = self.val_set.as_tensors(self.device)
+        self.augment = batch_augmentation(augmentation_specs(config), "part_labels" in self.train_data)
 
         model = create_model(
             config.model.name,
             seed=config.runtime.seed,
-            num_classes=self.train_set.num_classes,
-            in_channels=self.train_set.in_channels,
+            num_classes=self.task.num_outputs,
+            in_channels=self.spec.in_channels,
             **config.model.kwargs,
         )
-        if not isinstance(model, PointNetClassifier):
-            raise ConfigError(f"model {config.model.name!r} is not a classifier; the engine trains classifiers")
+        if model.task != self.task.name:
+            raise ConfigError(
+                f"model {config.model.name!r} is a {model.task} model but the data ({config.data.root}) is for {self.task.name}"
+            )
+        if model.num_categories not in (0, len(self.spec.class_names)):
+            raise ConfigError(
+                f"model.kwargs.num_categories={model.num_categories} but the data has {len(self.spec.class_names)} categories"
+            )
         self.model = model.to(self.device)
         if self.dist.enabled and self.device.type == "cuda":
             # BatchNorm statistics over the global batch (SyncBatchNorm is CUDA-only; gloo keeps per-process BN).
@@ -196,13 +201,15 @@ class Trainer:
             self.step_model = torch.compile(self.step_model)
 
         self.start_epoch = 0
-        self.best: dict[str, Any] = {"epoch": None, "value": -1.0}
+        self.best: dict[str, Any] = {"epoch": None, "value": -math.inf}
         self.history: list[dict[str, Any]] = []
 
     # --- checkpoints ---------------------------------------------------------------------------
 
     def _checkpoint_extra(self, epoch: int, metrics: dict[str, Any]) -> dict[str, Any]:
         return {
+            "task": self.task.name,
+            "data_spec": self.spec.to_dict(),
             "class_names": self.class_names,
             "config": self.config.to_dict(),
             "epoch": epoch,
@@ -258,16 +265,15 @@ class Trainer:
         torch.manual_seed(cfg.runtime.seed * 1_000_003 + epoch * 101 + self.dist.rank)
         aug_generator = torch.Generator(device).manual_seed(cfg.runtime.seed * 7919 + epoch * 31 + self.dist.rank)
         batches = self.sampler.batches(epoch)
-        sums = torch.zeros(3, device=device, dtype=torch.float64)  # loss * n, correct, n
+        sums = torch.zeros(4, device=device, dtype=torch.float64)  # loss * shapes, shapes, correct, total
         start = time.perf_counter()
         progress = _progress(len(batches), f"epoch {epoch + 1}/{cfg.train.epochs}", cfg.runtime.progress and self.dist.is_main)
         for indices in batches:
             indices = indices.to(device, non_blocking=True)
-            points = self.augment(self.train_points[indices], generator=aug_generator)  # (b, N, C)
-            labels = self.train_labels[indices]
+            batch = self.augment({key: value[indices] for key, value in self.train_data.items()}, aug_generator)
             with autocast_context(device, cfg.runtime.amp):
-                out = self.step_model(points)
-                loss = classification_loss(out, labels, cfg)
+                out = self.step_model(batch["points"], category_input(self.model, batch))  # points (b, N, C)
+                loss = self.task.loss(out, batch)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if cfg.train.grad_clip:
@@ -275,37 +281,32 @@ class Trainer:
                 nn.utils.clip_grad_norm_(self.model.parameters(), cfg.train.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            n = labels.shape[0]
-            sums += torch.stack([loss.detach().double() * n, (out["logits"].argmax(1) == labels).sum().double(), torch.tensor(float(n), device=device, dtype=torch.float64)])
+            n = batch["labels"].shape[0]
+            correct, total = self.task.accuracy_counts(out["logits"].detach(), batch)
+            sums += torch.stack([loss.detach().double() * n, torch.tensor(float(n), device=device, dtype=torch.float64), correct.double(), total.double()])
             progress.update(1)
         progress.close()
         all_reduce_sum(sums, self.dist)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - start
-        loss_sum, correct, count = sums.tolist()
+        loss_sum, count, correct, total = sums.tolist()
         return {
             "train_loss": loss_sum / max(count, 1),
-            "train_acc": correct / max(count, 1),
+            "train_acc": correct / max(total, 1),
             "train_seconds": seconds,
             "shapes_per_s": count / seconds if seconds > 0 else float("nan"),
         }
 
     @torch.no_grad()
     def validate(self) -> dict[str, Any]:
-        """OA, mean class accuracy and loss on the validation split (sharded across processes)."""
+        """The task's metrics and loss on the validation split (sharded across processes) as ``val_<name>``."""
         rank, world = self.dist.rank, self.dist.world_size
-        points, labels = self.val_points[rank::world], self.val_labels[rank::world]
-        logits = predict_logits(self.model, points, self.config.train.eval_batch_size, self.config.runtime.amp)
-        num_classes = len(self.class_names)
-        confusion = confusion_matrix(logits.argmax(1), labels, num_classes) if len(labels) else torch.zeros(
-            num_classes, num_classes, dtype=torch.long, device=self.device
-        )
-        loss_sum = F.cross_entropy(logits, labels, reduction="sum") if len(labels) else torch.zeros((), device=self.device)
-        all_reduce_sum(confusion, self.dist)
-        all_reduce_sum(loss_sum, self.dist)
-        stats = summarize(confusion, self.class_names)
-        return {"val_loss": float(loss_sum) / max(stats["num_shapes"], 1), "val_oa": stats["oa"], "val_macc": stats["macc"], "_stats": stats}
+        shard = {key: value[rank::world] for key, value in self.val_data.items()}
+        meter = evaluate_batch(self.model, self.task, shard, self.config.train.eval_batch_size, self.config.runtime.amp)
+        meter.reduce(lambda tensor: all_reduce_sum(tensor, self.dist))
+        stats = meter.compute()
+        return {"val_loss": stats["loss"], **{f"val_{m}": stats[m] for m in self.task.metric_names}, "_stats": stats}
 
     # --- the run ---------------------------------------------------------------------------------
 
@@ -315,9 +316,11 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "config.yaml").write_text(cfg.to_yaml())
         writer = _tensorboard(self.out_dir) if cfg.runtime.tensorboard and self.dist.is_main else None
+        parts = f", {self.task.num_outputs} parts" if self.spec.part_names else ""
         self.log(
-            f"training {cfg.model.name} on {cfg.data.root}: {len(self.train_set)} train / {len(self.val_set)} val shapes "
-            f"(stratified {cfg.data.val_fraction:.0%} of train), {len(self.class_names)} classes, device {self.device}"
+            f"training {cfg.model.name} ({self.task.name}) on {cfg.data.root}: {len(self.train_set)} train / "
+            f"{len(self.val_set)} val shapes (stratified {cfg.data.val_fraction:.0%} of train), "
+            f"{len(self.class_names)} classes{parts}, device {self.device}"
             + (f", {self.dist.world_size} processes" if self.dist.enabled else "")
         )
         wall = time.perf_counter()
@@ -328,10 +331,10 @@ class Trainer:
             self.scheduler.step()
             record = {"epoch": epoch + 1, "lr": lr, **train_stats, **{k: v for k, v in val.items() if k != "_stats"}}
             self.history.append(record)
-            value = record[cfg.train.select_metric]
-            improved = value > self.best["value"]
+            value = record[self.select_metric]
+            improved = value > self.best["value"]  # NaN (an empty split) never improves
             if improved:
-                self.best = {"epoch": epoch + 1, "value": value, "metric": cfg.train.select_metric}
+                self.best = {"epoch": epoch + 1, "value": value, "metric": self.select_metric}
             if self.dist.is_main:
                 with open(self.out_dir / "metrics.jsonl", "w") as f:
                     f.writelines(json.dumps(m) + "\n" for m in self.history)
@@ -343,9 +346,10 @@ class Trainer:
                     for key, v in record.items():
                         if key != "epoch":
                             writer.add_scalar(key, v, epoch + 1)
+            val_text = "  ".join(f"val_{m} {record[f'val_{m}']:.4f}" for m in self.task.metric_names)
             self.log(
                 f"epoch {epoch + 1:>3}/{cfg.train.epochs}  loss {record['train_loss']:.4f}  train acc {record['train_acc']:.4f}  "
-                f"val OA {record['val_oa']:.4f}  val mAcc {record['val_macc']:.4f}  lr {lr:.2e}  "
+                f"{val_text}  lr {lr:.2e}  "
                 f"{record['train_seconds']:.1f}s  {record['shapes_per_s']:.0f} shapes/s" + ("  *" if improved else "")
             )
         wall = time.perf_counter() - wall
@@ -361,11 +365,17 @@ class Trainer:
         cfg, last = self.config, self.history[-1] if self.history else {}
         best = next((m for m in self.history if m["epoch"] == self.best.get("epoch")), {})
         throughput = [m["shapes_per_s"] for m in self.history[1:] or self.history]
-        pick = lambda m: {k: m.get(k) for k in ("epoch", "val_oa", "val_macc", "val_loss", "train_acc", "train_loss")}  # noqa: E731
+        metrics = list(self.task.metric_names)
+        keys = ["epoch", *(f"val_{m}" for m in metrics), "val_loss", "train_acc", "train_loss"]
+        pick = lambda m: {k: m.get(k) for k in keys}  # noqa: E731
         return {
             "model": cfg.model.name,
+            "task": self.task.name,
             "data": cfg.data.root,
             "classes": len(self.class_names),
+            "metric_names": metrics,
+            # The selected checkpoint's validation metrics (what `eval RUN` reproduces).
+            **{m: best.get(f"val_{m}") for m in metrics},
             "splits": {
                 "train": {"shapes": len(self.train_set), "source": "train files minus the validation split"},
                 "val": {
@@ -375,13 +385,14 @@ class Trainer:
                 "test": "not used: no number in this summary comes from a test split",
             },
             "epochs": len(self.history),
-            "selected_by": f"{cfg.train.select_metric} on the validation split",
+            "selected_by": f"{self.select_metric} on the validation split",
             "best": pick(best),
             "final": pick(last),
             "wall_time_s": round(wall, 2),
             "train_shapes_per_s": float(np.median(throughput)) if throughput else None,
             "device": str(self.device) + (f" x{self.dist.world_size}" if self.dist.enabled else ""),
             "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else platform.processor() or platform.machine(),
+            "data_spec": self.spec.to_dict(),
             "versions": _versions(),
         }
 
@@ -417,4 +428,4 @@ def train(
 def config_for_resume(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """The config a run was started with (from its ``checkpoint_last.pt``), plus overrides (e.g. more epochs)."""
     ckpt = load_checkpoint(Path(run_dir) / "checkpoint_last.pt")
-    return config_from_dict(ckpt.get("config") or {}, overrides)
+    return config_from_dict(checkpoint_config(ckpt).to_dict(), overrides)

@@ -5,17 +5,21 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
-from torch import nn
 
 from ..errors import PointNetKitError
+from .contract import PointModel
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+_MODELS: dict[str, Callable[..., PointModel]] = {}
 
 
-def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register a factory ``fn(**kwargs) -> nn.Module`` under ``name``."""
+def register_model(name: str) -> Callable[[Callable[..., PointModel]], Callable[..., PointModel]]:
+    """Decorator: register a factory ``fn(num_classes=, in_channels=, **kwargs) -> PointModel`` under ``name``.
 
-    def decorator(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    Segmentation factories also take ``num_categories``. Registering is all a new model needs: the
+    engine, export and viz use only the :class:`~pointnet_kit.models.contract.PointModel` contract.
+    """
+
+    def decorator(fn: Callable[..., PointModel]) -> Callable[..., PointModel]:
         if name in _MODELS:
             raise ValueError(f"model {name!r} is already registered")
         _MODELS[name] = fn
@@ -29,7 +33,7 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
-def create_model(name: str, seed: int | None = None, **kwargs: Any) -> nn.Module:
+def create_model(name: str, seed: int | None = None, **kwargs: Any) -> PointModel:
     """Build a registered model.
 
     Args:
@@ -48,6 +52,8 @@ def create_model(name: str, seed: int | None = None, **kwargs: Any) -> nn.Module
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = _MODELS[name](**kwargs)
+    if not isinstance(model, PointModel):
+        raise TypeError(f"model {name!r} is a {type(model).__name__}, not a PointModel (see models/contract.py)")
     model.model_name = name
     model.model_kwargs = dict(kwargs)
     return model

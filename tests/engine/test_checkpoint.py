@@ -62,3 +62,36 @@ def test_state_of_another_architecture_is_rejected(tmp_path):
     ckpt["model_name"] = "pointnet_vanilla"
     with pytest.raises(CheckpointError, match="do not fit"):
         load_model(ckpt)
+
+
+def test_load_run_gives_model_task_and_spec(tmp_path):
+    from pointnet_kit.data.record import DataSpec
+    from pointnet_kit.engine.checkpoint import load_run
+
+    spec = DataSpec(num_points=256, up_axis="y", class_names=list("abcd"))
+    model = create_model("pointnet", num_classes=4, seed=1)
+    path = save_checkpoint(tmp_path / "c.pt", model, task="classification", data_spec=spec.to_dict(), class_names=list("abcd"))
+    loaded, task, loaded_spec, ckpt = load_run(path)
+    assert loaded_spec == spec and task.name == "classification" and task.num_outputs == 4
+    assert not loaded.training and ckpt["class_names"] == list("abcd")
+
+
+def test_load_run_reads_checkpoints_from_before_tasks_and_specs(tmp_path):
+    """Older checkpoints: no task or data_spec, and the regularizer weight under train."""
+    from pointnet_kit.engine.checkpoint import checkpoint_config, load_run
+
+    old_config = {"data": {"root": "somewhere", "num_points": 512, "up_axis": "y"}, "train": {"feature_transform_weight": 0.002}}
+    path = save_checkpoint(tmp_path / "old.pt", create_model("pointnet", num_classes=3), class_names=["x", "y", "z"], config=old_config)
+    model, task, spec, ckpt = load_run(path)
+    assert task.name == "classification" and spec.class_names == ["x", "y", "z"]
+    assert (spec.num_points, spec.up_axis, spec.channels, spec.source) == (512, "y", ["x", "y", "z"], "somewhere")
+    assert checkpoint_config(ckpt).model.kwargs == {"feature_transform_weight": 0.002}
+
+
+def test_load_run_rejects_a_spec_that_does_not_fit_the_model(tmp_path):
+    from pointnet_kit.data.record import DataSpec
+    from pointnet_kit.engine.checkpoint import load_run
+
+    path = save_checkpoint(tmp_path / "c.pt", create_model("pointnet", num_classes=4), data_spec=DataSpec(class_names=["a"]).to_dict())
+    with pytest.raises(CheckpointError, match="4 outputs but its data spec describes 1"):
+        load_run(path)

@@ -77,5 +77,16 @@ def test_paper_recipe_values():
     assert (config.data.num_points, config.train.batch_size, config.train.epochs) == (1024, 32, 250)
     assert (config.optim.name, config.optim.lr) == ("adam", 0.001)
     assert (config.schedule.name, config.schedule.step_size, config.schedule.gamma) == ("step", 20, 0.7)
-    assert config.train.feature_transform_weight == 0.001
+    assert config.model.kwargs["feature_transform_weight"] == 0.001
     assert [a["name"] for a in config.train.augmentations] == ["rotate_z", "jitter"]
+
+
+def test_moved_regularizer_weight_names_its_new_place(tmp_path):
+    message = "train.feature_transform_weight moved to model.kwargs.feature_transform_weight"
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict({}, ["train.feature_transform_weight=0.01"])
+    path = tmp_path / "old.yaml"
+    path.write_text("train:\n  feature_transform_weight: 0.001\n")
+    with pytest.raises(ConfigError, match=f"{path}: {message}"):
+        load_config(path)
+    assert config_from_dict({}, ["model.kwargs.feature_transform_weight=0.01"]).model.kwargs == {"feature_transform_weight": 0.01}

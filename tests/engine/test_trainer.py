@@ -45,7 +45,8 @@ def test_best_checkpoint_is_chosen_on_validation_and_summary_says_so(run):
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     best_epoch = max(lines, key=lambda m: (m["val_oa"], -m["epoch"]))["epoch"]
     assert load_checkpoint(out / "checkpoint_best.pt")["epoch"] == best_epoch == summary["best"]["epoch"]
-    assert "validation" in summary["selected_by"]
+    assert summary["selected_by"].startswith("val_oa") and "validation" in summary["selected_by"]
+    assert summary["oa"] == summary["best"]["val_oa"] and summary["task"] == "classification"
     assert "not used" in summary["splits"]["test"]
     assert summary["splits"]["val"]["shapes"] + summary["splits"]["train"]["shapes"] == 96
 
@@ -57,6 +58,8 @@ def test_checkpoint_is_self_describing(run):
     assert ckpt["model_kwargs"]["num_classes"] == 3
     assert ckpt["class_names"] == ["stick_x", "stick_z", "blob"]
     assert ckpt["config"]["train"]["epochs"] == 4
+    assert ckpt["task"] == "classification"
+    assert ckpt["data_spec"]["class_names"] == ckpt["class_names"] and ckpt["data_spec"]["num_points"] == 64
     assert {"optimizer", "scheduler", "rng", "epoch"} <= set(ckpt)
 
 
@@ -86,9 +89,14 @@ def test_missing_data_folder_is_a_clear_error(tmp_path):
         train(config_from_dict({}, fast_overrides(tmp_path / "nowhere")), tmp_path / "out", log=quiet)
 
 
-def test_segmentation_model_is_refused(tiny_data, tmp_path):
-    with pytest.raises(ConfigError, match="not a classifier"):
+def test_a_model_of_another_task_is_refused(tiny_data, tmp_path):
+    with pytest.raises(ConfigError, match="'pointnet_seg' is a part_segmentation model but the data .* is for classification"):
         train(config_from_dict({}, fast_overrides(tiny_data) + ["model.name=pointnet_seg"]), tmp_path, log=quiet)
+
+
+def test_select_metric_must_be_the_tasks(tiny_data, tmp_path):
+    with pytest.raises(ConfigError, match="val_instance_miou.*use one of val_oa, val_macc"):
+        train(config_from_dict({}, fast_overrides(tiny_data) + ["train.select_metric=val_instance_miou"]), tmp_path, log=quiet)
 
 
 def test_paper_schedules():
