@@ -52,7 +52,7 @@ def test_prepare_then_info(run, flat_meshes, tmp_path):
     assert report["skipped"][0]["file"] == "desk_0002.off" and report["splits"] == {"test": 3}
     code, text, _ = run("data", "info", out)
     assert code == 0 and "hdf5 dataset, 2 classes" in text and "test: 3 shapes, 64 points per shape, no normals" in text
-    assert "skipped when prepared: 1 mesh(es)" in text
+    assert "skipped when prepared: 1 file(s)" in text
     code, text, _ = run("data", "info", out, "--json")
     info = json.loads(text)
     assert info["classes"] == ["cone", "desk"] and info["splits"]["test"]["per_class"] == {"cone": 2, "desk": 1}
