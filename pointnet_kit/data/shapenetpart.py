@@ -164,8 +164,11 @@ def text_layout_cache(
     root = Path(root).resolve()
     splits = read_split_lists(root)
     categories = _shape_entries(root, splits, shape_file)
+    # every file of the listed categories: an edited shape or label file makes a new cache
+    synsets = sorted({s for pairs in splits.values() for s, _ in pairs})
     listing = sorted((root / "train_test_split").glob("*.json")) + [root / "synsetoffset2category.txt"]
-    key = hashlib.sha1("".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns};" for p in listing).encode()).hexdigest()[:12]
+    listing += [p for s in synsets for p in sorted((root / s).rglob("*")) if p.is_file()]
+    key = hashlib.sha1("".join(f"{p.relative_to(root)}:{p.stat().st_size}:{p.stat().st_mtime_ns};" for p in listing).encode()).hexdigest()[:12]
     base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     target = base / "shapenetpart" / f"{root.name}-{kind}-{key}-n{num_points}"
     if (target / SHAPE_NAMES).is_file():
