@@ -54,7 +54,7 @@ def test_v0_maps_category_ids_to_global_ones(v0_tiny):
     train = open_dataset(v0_tiny, "train", num_points=256)
     mug = CATEGORIES.index("Mug")
     assert train.labels.tolist() == [mug, mug] and train.part_labels.shape == (2, 256)
-    assert set(train.part_labels[0].tolist()) == set(CATEGORY_PARTS["Mug"])  # 1, 2 -> 42, 43
+    assert set(train.part_labels[0].tolist()) == set(CATEGORY_PARTS["Mug"])  # 1, 2 -> 36, 37
     assert set(train.part_labels[1].tolist()) == {CATEGORY_PARTS["Mug"][1]}
     spec = train.spec
     assert spec.task == "part_segmentation" and spec.class_names == CATEGORIES and spec.part_names == PART_NAMES
