@@ -1,7 +1,7 @@
 """The embedded part-segmentation dataset (``data.root: default_parts``): procedural shapes whose
 every point is labelled with the part it was sampled from, offline, in seconds.
 
-Six categories built from trimesh primitives (:mod:`~pointnet_kit.data.synthetic`), 15 parts::
+Six categories built from trimesh primitives (:mod:`~pointnet_kit.data.synthetic`), 17 parts::
 
     Table:    top, leg, support      (a stretcher between the legs in half the tables)
     Chair:    seat, back, leg, arm   (armrests in half the chairs)
@@ -196,7 +196,7 @@ def make_default_parts_dataset(
     use_normals: bool = False,
     shapes_per_category: int | None = None,
 ) -> PointCloudDataset:
-    """The embedded part-segmentation dataset (6 categories, 15 parts; 150 train / 40 test shapes each)."""
+    """The embedded part-segmentation dataset (6 categories, 17 parts; 150 train / 40 test shapes each)."""
     if split not in SHAPES_PER_CATEGORY:
         raise DataError(f"the embedded parts dataset has splits train and test, not {split!r}")
     data = read_hdf5_split(default_parts_dir(num_points, seed, cache_dir, shapes_per_category), split)

@@ -1,5 +1,5 @@
 """The embedded datasets, selected by name: ``default`` (classification, 12 classes) and
-``default_parts`` (part segmentation, 6 categories, 15 parts). Generated offline on first use."""
+``default_parts`` (part segmentation, 6 categories, 17 parts). Generated offline on first use."""
 
 from __future__ import annotations
 
