@@ -56,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             "describes an embedded dataset.")
     p.add_argument("dir", help="dataset folder (any registered format), or 'default' / 'default_parts'")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--near-duplicates", action="store_true",
+                   help="also group clouds that are one surface sampled twice (loads every split; minutes on ModelNet40)")
     p.set_defaults(func=run_info)
 
 
@@ -93,6 +95,6 @@ def run_prepare(args: argparse.Namespace) -> int:
 def run_info(args: argparse.Namespace) -> int:
     from ..data.registry import describe, format_info
 
-    info = describe(args.dir)
+    info = describe(args.dir, near_duplicates=args.near_duplicates)
     print(json.dumps(info, indent=2) if args.json else format_info(info))
     return 0

@@ -205,13 +205,24 @@ def open_dataset(
     return dataset
 
 
-def describe(root: str | Path) -> dict[str, Any]:
+def describe(root: str | Path, near_duplicates: bool = False) -> dict[str, Any]:
     """What a dataset holds without loading it for training: format, task, classes, splits (shapes per
-    split and class, points per shape, normals; part counts for segmentation) and duplicate shapes."""
+    split and class, points per shape, normals; part counts for segmentation) and duplicate shapes
+    (identical files or clouds).
+
+    With ``near_duplicates`` every split is loaded and clouds that are the same surface sampled twice
+    are grouped too (:func:`~pointnet_kit.data.duplicates.near_duplicate_items`; minutes on ModelNet40).
+    """
     fmt, folder = find_format(root)
     info: dict[str, Any] = {"root": str(root), "folder": str(folder), "format": fmt.name, "task": fmt.task, "up_axis": fmt.up_axis}
     info.update(fmt.describe(folder if fmt.names else Path(folder)))
     info["num_classes"] = len(info.get("classes", []))
+    if near_duplicates:
+        from .duplicates import duplicate_report, near_duplicate_items
+
+        splits = [(s, open_dataset(root, s), None) for s, v in info["splits"].items() if v["shapes"]]
+        items = near_duplicate_items([(s, ds.points, ds.ids) for s, ds, _ in splits])
+        info["near_duplicates"] = duplicate_report(items, "same surface sampled twice (Chamfer within sampling noise)")
     return info
 
 
@@ -238,6 +249,12 @@ def format_info(info: dict[str, Any]) -> str:
             )
         else:
             lines.append(f"  duplicates: none ({dup['method']})")
+    near = info.get("near_duplicates")
+    if near is not None:
+        lines.append(
+            f"  near duplicates: {near['groups']} group(s), {near['extra_shapes']} extra cop(ies) ({near['cross_split']} span splits)"
+            + (f"; e.g. {', '.join(near['examples'][0])}" if near["groups"] else "")
+        )
     if "note" in info:
         lines.append(f"  note: {info['note']}")
     report = info.get("prepare_report")
