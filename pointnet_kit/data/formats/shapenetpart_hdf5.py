@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from ...errors import DataError
