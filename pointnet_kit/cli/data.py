@@ -51,10 +51,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_prepare)
 
     p = commands.add_parser("info", help="what a dataset folder holds",
-                            description="Format, splits, shapes per split and class, points per shape, normals. "
-                            "DIR 'default' describes the embedded dataset.")
-    p.add_argument("dir", help="dataset folder, or 'default'")
+                            description="Format, task, splits, shapes per split and class, points per shape, normals, "
+                            "parts per shape (segmentation) and duplicate shapes. DIR 'default' / 'default_parts' "
+                            "describes an embedded dataset.")
+    p.add_argument("dir", help="dataset folder (any registered format), or 'default' / 'default_parts'")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--near-duplicates", action="store_true",
+                   help="also group clouds that are one surface sampled twice (loads every split; minutes on ModelNet40)")
     p.set_defaults(func=run_info)
 
 
@@ -90,14 +93,8 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from ..data.datasets import EMBEDDED_NAMES
-    from ..data.modelnet import describe, format_info
+    from ..data.registry import describe, format_info
 
-    target = args.dir
-    if target in EMBEDDED_NAMES:
-        from ..data.synthetic import default_dataset_dir
-
-        target = default_dataset_dir()
-    info = describe(target)
+    info = describe(args.dir, near_duplicates=args.near_duplicates)
     print(json.dumps(info, indent=2) if args.json else format_info(info))
     return 0

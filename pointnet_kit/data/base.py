@@ -144,3 +144,9 @@ def stratified_split(labels: np.ndarray, val_fraction: float = 0.1, seed: int = 
         val.append(members[:n_val])
         train.append(members[n_val:])
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def train_val_split(dataset: PointCloudDataset, val_fraction: float = 0.1, seed: int = 0) -> tuple[PointCloudDataset, PointCloudDataset]:
+    """A stratified, seeded validation set carved from a training set, so epochs are never picked on test."""
+    train_idx, val_idx = stratified_split(dataset.labels, val_fraction, seed)
+    return dataset.subset(train_idx), dataset.subset(val_idx)

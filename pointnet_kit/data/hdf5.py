@@ -3,9 +3,11 @@
 A folder holds, per split (``train``, ``test``, ...):
 
 - ``ply_data_<split><i>.h5``: ``data`` float32 ``(n, N, 3)``, ``label`` uint8 ``(n, 1)``, and
-  optionally ``normal`` float32 ``(n, N, 3)``;
-- ``<split>_files.txt``: the ``.h5`` files of the split, one a line (only the file name is used, so
-  the release's ``data/modelnet40_ply_hdf5_2048/ply_data_train0.h5`` entries work as they are);
+  optionally ``normal`` float32 ``(n, N, 3)`` and ``pid`` ``(n, N)`` per-point part ids (the
+  ``shapenet_part_seg_hdf5_data`` release);
+- ``<split>_files.txt`` (or the part release's ``<split>_hdf5_file_list.txt``): the ``.h5`` files of
+  the split, one a line (only the file name is used, so the release's
+  ``data/modelnet40_ply_hdf5_2048/ply_data_train0.h5`` entries work as they are);
 - ``ply_data_<split>_<i>_id2file.json``: the source file of each shape (optional);
 
 and ``shape_names.txt``: one class name a line, in label order.
@@ -38,6 +40,7 @@ class HDF5Split:
     class_names: list[str]
     normals: np.ndarray | None = None  # (M, N, 3) float32
     ids: list[str] | None = None
+    part_labels: np.ndarray | None = None  # (M, N) int64, from ``pid``
 
 
 def read_class_names(path: Path) -> list[str]:
@@ -49,11 +52,17 @@ def read_class_names(path: Path) -> list[str]:
 
 def hdf5_splits(root: str | Path) -> dict[str, list[Path]]:
     """The ``.h5`` files of each split in ``root``: from ``<split>_files.txt`` where present, else from
-    the file names (``..._<split><i>.h5`` / ``..._<split>_<i>.h5``)."""
+    the file names (``..._<split><i>.h5`` / ``..._<split>_<i>.h5``).
+
+    Raises:
+        DataError: a listed file is missing, or an unlisted file whose name names no split (it is
+            never silently put into ``train``).
+    """
     root = Path(root)
     splits: dict[str, list[Path]] = {}
-    for listing in sorted(root.glob("*_files.txt")):
-        split = listing.name[: -len("_files.txt")]
+    listings = [(p, p.name[: -len("_hdf5_file_list.txt")]) for p in sorted(root.glob("*_hdf5_file_list.txt"))]
+    listings += [(p, p.name[: -len("_files.txt")]) for p in sorted(root.glob("*_files.txt"))]
+    for listing, split in listings:
         entries = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
         files = [root / Path(entry).name for entry in entries]
         missing = [f.name for f in files if not f.is_file()]
@@ -66,7 +75,12 @@ def hdf5_splits(root: str | Path) -> dict[str, list[Path]]:
         if path in listed:
             continue
         match = re.search(r"(train|test|val|valid|validation)_?\d*$", path.stem)
-        splits.setdefault(match.group(1) if match else "train", []).append(path)
+        if match is None:
+            raise DataError(
+                f"{path}: the file name names no split (expected ..._train0.h5, ..._test1.h5, ... "
+                "or a <split>_files.txt listing it)"
+            )
+        splits.setdefault(match.group(1), []).append(path)
     return splits
 
 
@@ -76,7 +90,9 @@ def _id2file_path(h5: Path) -> Path:
     return h5.with_name(f"{stem}_id2file.json")
 
 
-def read_hdf5_split(root: str | Path, split: str = "train", num_points: int | None = None) -> HDF5Split:
+def read_hdf5_split(
+    root: str | Path, split: str = "train", num_points: int | None = None, class_names: Sequence[str] | None = None
+) -> HDF5Split:
     """Read one split of an HDF5 folder into memory.
 
     Args:
@@ -84,6 +100,7 @@ def read_hdf5_split(root: str | Path, split: str = "train", num_points: int | No
         split: which split.
         num_points: keep only the first ``num_points`` points of each shape (they are stored in random
             order); ``None`` keeps all.
+        class_names: the names of the labels, when the format defines them (else ``shape_names.txt``).
 
     Raises:
         DataError: the split is absent, a file is malformed, or a label has no class name.
@@ -94,7 +111,7 @@ def read_hdf5_split(root: str | Path, split: str = "train", num_points: int | No
         found = ", ".join(sorted(splits)) or "none"
         raise DataError(f"{root}: no '{split}' split in this HDF5 folder (splits found: {found})")
     files = splits[split]
-    shapes, total, n_stored, has_normals = [], 0, None, True
+    shapes, total, n_stored, has_normals, has_parts = [], 0, None, True, True
     for path in files:
         try:
             with h5py.File(path, "r") as f:
@@ -105,6 +122,7 @@ def read_hdf5_split(root: str | Path, split: str = "train", num_points: int | No
                     raise DataError(f"{path}: {data.shape[1]} points per shape, but the other files have {n_stored}")
                 n_stored = data.shape[1]
                 has_normals &= "normal" in f
+                has_parts &= "pid" in f
                 shapes.append(data.shape[0])
         except (OSError, KeyError) as exc:
             raise DataError(f"{path}: not a readable HDF5 point cloud file ({exc})") from exc
@@ -116,6 +134,7 @@ def read_hdf5_split(root: str | Path, split: str = "train", num_points: int | No
         raise DataError(f"{root}: shapes have {n_stored} points, fewer than the {keep} asked for")
     points = np.empty((total, keep, 3), np.float32)
     normals = np.empty((total, keep, 3), np.float32) if has_normals else None
+    part_labels = np.empty((total, keep), np.int64) if has_parts else None
     labels = np.empty(total, np.int64)
     ids: list[str] | None = []
     start = 0
@@ -124,6 +143,8 @@ def read_hdf5_split(root: str | Path, split: str = "train", num_points: int | No
             _read_into(f["data"], points[start : start + n], keep)
             if normals is not None:
                 _read_into(f["normal"], normals[start : start + n], keep)
+            if part_labels is not None:
+                part_labels[start : start + n] = f["pid"][:, :keep]
             label = np.asarray(f["label"][:]).reshape(-1)
         if len(label) != n:
             raise DataError(f"{path}: {n} shapes but {len(label)} labels")
@@ -139,13 +160,15 @@ def read_hdf5_split(root: str | Path, split: str = "train", num_points: int | No
     if not np.isfinite(points).all():
         raise DataError(f"{root}: the '{split}' split has NaN or infinite coordinates")
     names_file = root / SHAPE_NAMES
-    if names_file.is_file():
+    if class_names is not None:
+        class_names = list(class_names)
+    elif names_file.is_file():
         class_names = read_class_names(names_file)
     else:
         class_names = [f"class_{i}" for i in range(int(labels.max()) + 1)]
     if labels.min() < 0 or labels.max() >= len(class_names):
         raise DataError(f"{root}: labels span {labels.min()}..{labels.max()} but {names_file.name} has {len(class_names)} classes")
-    return HDF5Split(points, labels, class_names, normals, ids)
+    return HDF5Split(points, labels, class_names, normals, ids, part_labels)
 
 
 def _read_into(dataset: h5py.Dataset, out: np.ndarray, keep: int) -> None:
@@ -164,6 +187,7 @@ def write_hdf5_split(
     normals: np.ndarray | None = None,
     ids: Sequence[str] | None = None,
     shard_size: int = 2048,
+    part_labels: np.ndarray | None = None,
 ) -> list[Path]:
     """Write one split in the release layout (shards of ``shard_size`` shapes); returns the ``.h5`` files.
 
@@ -185,6 +209,8 @@ def write_hdf5_split(
             f.create_dataset("label", data=np.asarray(labels[start:stop]).reshape(-1, 1).astype(label_dtype))
             if normals is not None:
                 f.create_dataset("normal", data=np.asarray(normals[start:stop], np.float32))
+            if part_labels is not None:
+                f.create_dataset("pid", data=np.asarray(part_labels[start:stop]).astype(np.uint8 if part_labels.max() < 256 else np.int32))
         if ids is not None:
             _id2file_path(path).write_text(json.dumps(list(ids[start:stop])))
         files.append(path)

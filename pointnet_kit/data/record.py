@@ -12,6 +12,14 @@ from typing import Any, Mapping
 
 XYZ = ["x", "y", "z"]
 NORMALS = ["nx", "ny", "nz"]
+UP_AXES = ("x", "y", "z")
+TASKS = ("classification", "part_segmentation")
+
+DEFAULT_NUM_POINTS = 128
+"""Points per shape the model sees unless a config says otherwise: the one default (``data.num_points``)."""
+STORED_POINTS = 1024
+"""Points per shape that generated and prepared caches hold (a run serves a prefix of them), and
+that surface sampling draws when nothing else says how many."""
 
 
 @dataclass
@@ -32,7 +40,7 @@ class DataSpec:
     """
 
     task: str = "classification"
-    num_points: int = 1024
+    num_points: int = DEFAULT_NUM_POINTS
     channels: list[str] = field(default_factory=lambda: list(XYZ))
     up_axis: str = "z"
     class_names: list[str] = field(default_factory=list)

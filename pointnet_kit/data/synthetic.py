@@ -24,11 +24,12 @@ import trimesh
 from .base import PointCloudDataset
 from .cache import atomic_dir, default_cache_dir
 from .hdf5 import hdf5_splits, read_hdf5_split, write_hdf5_split
+from .record import STORED_POINTS
 from .sampling import normalize_unit_sphere, sample_surface
 
 __all__ = ["CLASS_NAMES", "make_default_dataset", "default_dataset_dir", "generate_shape", "generate_split"]
 
-VERSION = 3  # bump when the generator changes, so stale caches are not reused
+VERSION = 4  # bump when the generator changes, so stale caches are not reused
 SHAPES_PER_CLASS = {"train": 200, "test": 50}
 NOISE_SIGMA = 0.01
 STRETCH = 1.35
@@ -169,7 +170,7 @@ GENERATORS: dict[str, Callable[[np.random.Generator], list[Part]]] = {
 CLASS_NAMES = list(GENERATORS)
 
 
-def generate_shape(class_name: str, num_points: int = 1024, seed: int | np.random.Generator = 0) -> tuple[np.ndarray, np.ndarray]:
+def generate_shape(class_name: str, num_points: int = STORED_POINTS, seed: int | np.random.Generator = 0) -> tuple[np.ndarray, np.ndarray]:
     """One random shape of a class: ``(points (N, 3), normals (N, 3))`` float32, unit sphere, +z up."""
     rng = np.random.default_rng(seed)
     parts = GENERATORS[class_name](rng)
@@ -180,15 +181,15 @@ def generate_shape(class_name: str, num_points: int = 1024, seed: int | np.rando
     faces = np.concatenate([f + o for (_, f), o in zip(parts, offsets)])
     mesh = trimesh.Trimesh(vertices, faces, process=False)
     points, normals = sample_surface(mesh, num_points, normals=True, seed=rng, name=class_name)
-    theta = rng.uniform(0, 2 * math.pi)
-    c, s = math.cos(theta), math.sin(theta)
-    rotation = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]], np.float32)
+    from .transforms import axis_rotation  # the package's one rotation about an axis
+
+    rotation = axis_rotation("z", float(rng.uniform(0, 2 * math.pi))).numpy()
     points = normalize_unit_sphere(points @ rotation.T, name=class_name)
     points += rng.normal(0, NOISE_SIGMA, points.shape).astype(np.float32)
     return points, normals @ rotation.T
 
 
-def generate_split(split: str, num_points: int = 1024, seed: int = 0, per_class: int | None = None, first_id: int = 1):
+def generate_split(split: str, num_points: int = STORED_POINTS, seed: int = 0, per_class: int | None = None, first_id: int = 1):
     """All shapes of a split: ``(points (M, N, 3), normals (M, N, 3), labels (M,), ids)``.
 
     Each shape has its own seed ``(seed, split, class, index)``, so train and test never share one;
@@ -208,7 +209,7 @@ def generate_split(split: str, num_points: int = 1024, seed: int = 0, per_class:
 
 
 def default_dataset_dir(
-    num_points: int = 1024, seed: int = 0, cache_dir: str | Path | None = None, shapes_per_class: int | None = None
+    num_points: int = STORED_POINTS, seed: int = 0, cache_dir: str | Path | None = None, shapes_per_class: int | None = None
 ) -> Path:
     """The HDF5 folder of the embedded dataset, generated (both splits) on first use."""
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
@@ -226,7 +227,7 @@ def default_dataset_dir(
 
 def make_default_dataset(
     split: str = "train",
-    num_points: int = 1024,
+    num_points: int = STORED_POINTS,
     seed: int = 0,
     cache_dir: str | Path | None = None,
     use_normals: bool = False,

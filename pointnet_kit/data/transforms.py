@@ -1,16 +1,20 @@
 """Point cloud augmentation that runs on a whole batch at once, on the batch's device.
 
-Every transform takes ``points: (B, N, C)`` with ``C`` = 3 (xyz) or 6 (xyz + normals) and returns a
-new tensor of the same shape on the same device; there is no per-sample Python loop. Normals are
+Every transform takes a batch dict ``{"points": (B, N, C), "labels": (B,)[, "part_labels": (B, N)]}``
+(``C`` = 3 xyz or 6 xyz + normals) and returns a new dict on the same device; there is no per-sample
+Python loop. Per-point ops (shuffle, dropout) move ``part_labels`` with their points. Normals are
 rotated with the points, re-normalised after an anisotropic scale, and never shifted or jittered.
 
-A single cloud ``(N, C)`` and NumPy arrays work too (the same maths on a batch of one), so the same
-objects serve a per-sample ``Dataset`` pipeline::
+A bare points tensor ``(B, N, C)``, a single cloud ``(N, C)`` and NumPy arrays work too (the same
+maths on a batch of one), so the same objects serve a per-sample ``Dataset`` pipeline::
 
-    aug = BatchCompose([RotateZ(), Scale(), Jitter()], seed=0)
-    batch = aug(batch)                          # (B, N, 3) tensor, e.g. on the GPU
-    cloud = aug(np_cloud)                       # (N, 3) ndarray in, ndarray out
-    aug = build_batch_transforms([{"name": "rotate_z"}, {"name": "jitter", "sigma": 0.02}])
+    augment = build_batch_transforms([{"name": "rotate_up"}, {"name": "jitter", "sigma": 0.02}], up_axis="y")
+    batch = augment(batch, generator)           # batch dict in, batch dict out, e.g. on the GPU
+    points = augment(points)                    # (B, N, 3) tensor in, tensor out
+    cloud = augment(np_cloud)                   # (N, 3) ndarray in, ndarray out
+
+Rotations about the data's up axis have one implementation, :func:`axis_rotation` (``rotate_up``;
+``rotate_z`` is its old name and still works).
 
 Randomness: pass ``generator`` (a ``torch.Generator`` on the points' device) to a call, or build the
 transform with ``seed=`` and it keeps its own generator per device; with neither, the global torch
@@ -27,12 +31,14 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from .record import UP_AXES
 
 Tensor = torch.Tensor
 
 __all__ = [
     "BatchTransform",
     "BatchCompose",
+    "RotateUp",
     "RotateZ",
     "RotateSO3",
     "Scale",
@@ -43,13 +49,18 @@ __all__ = [
     "TRANSFORMS",
     "build_batch_transforms",
     "random_rotation_matrices",
+    "axis_rotation",
 ]
+
+Batch = dict[str, Tensor]
 
 
 class BatchTransform:
-    """Base class: handles ``(N, C)`` vs ``(B, N, C)``, NumPy vs torch, and the generator.
+    """Base class: handles batch dicts vs bare points, ``(N, C)`` vs ``(B, N, C)``, NumPy vs torch,
+    and the generator.
 
-    Subclasses implement :meth:`apply` on a ``(B, N, C)`` float tensor.
+    Subclasses implement :meth:`apply` on a ``(B, N, C)`` float tensor; per-point ops that reorder or
+    replace points implement :meth:`apply_batch` too, so ``part_labels`` follow their points.
     """
 
     def __init__(self, seed: int | None = None) -> None:
@@ -59,6 +70,11 @@ class BatchTransform:
     def apply(self, points: Tensor, generator: torch.Generator | None) -> Tensor:
         raise NotImplementedError
 
+    def apply_batch(self, batch: Batch, generator: torch.Generator | None) -> Batch:
+        """The transform on a batch dict with ``points (B, N, C)``; other keys pass through unless the
+        transform moves points."""
+        return {**batch, "points": self.apply(batch["points"], generator)}
+
     def _generator(self, device: torch.device) -> torch.Generator | None:
         if self.seed is None:
             return None
@@ -66,7 +82,9 @@ class BatchTransform:
             self._generators[device] = torch.Generator(device=device).manual_seed(self.seed)
         return self._generators[device]
 
-    def __call__(self, points: Tensor | np.ndarray, generator: torch.Generator | None = None) -> Tensor | np.ndarray:
+    def __call__(self, points: Batch | Tensor | np.ndarray, generator: torch.Generator | None = None) -> Batch | Tensor | np.ndarray:
+        if isinstance(points, dict):
+            return self._call_batch(points, generator)
         is_numpy = isinstance(points, np.ndarray)
         x = torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32)) if is_numpy else points
         if x.dim() not in (2, 3) or x.shape[-1] not in (3, 6):
@@ -80,6 +98,18 @@ class BatchTransform:
         if single:
             out = out.squeeze(0)
         return out.numpy() if is_numpy else out
+
+    def _call_batch(self, batch: Batch, generator: torch.Generator | None) -> Batch:
+        x = batch["points"]
+        if x.dim() not in (2, 3) or x.shape[-1] not in (3, 6):
+            raise ValueError(f"{type(self).__name__}: batch['points'] must be (N, C) or (B, N, C) with C in (3, 6), got {tuple(x.shape)}")
+        single = x.dim() == 2
+        if single:  # one sample (a Dataset item): a batch of one
+            batch = {k: v.unsqueeze(0) for k, v in batch.items()}
+        if "part_labels" in batch and batch["part_labels"].shape != batch["points"].shape[:2]:
+            raise ValueError(f"part_labels {tuple(batch['part_labels'].shape)} do not match points {tuple(batch['points'].shape)}")
+        out = self.apply_batch(batch, generator if generator is not None else self._generator(x.device))
+        return {k: v.squeeze(0) for k, v in out.items()} if single else out
 
     def _params(self) -> dict[str, Any]:
         names = [p for p in inspect.signature(type(self).__init__).parameters if p != "self"]
@@ -107,32 +137,58 @@ def _rotate(points: Tensor, rotation: Tensor) -> Tensor:
     return torch.cat(out, dim=-1)
 
 
-_AXES = {"x": 0, "y": 1, "z": 2}
+def axis_rotation(up_axis: str, angle: float | Tensor) -> Tensor:
+    """Rotations by ``angle`` (radians, counter-clockwise seen from the positive axis) about the
+    ``up_axis``: ``(3, 3)`` for a float, ``(B, 3, 3)`` for a ``(B,)`` tensor of angles, on its device.
+
+    The one rotation-about-an-axis of the package: augmentation, test-time votes and the embedded
+    datasets' generators use it.
+    """
+    if up_axis not in UP_AXES:
+        raise ConfigError(f"up_axis must be one of x, y, z, got {up_axis!r}")
+    theta = torch.as_tensor(angle, dtype=torch.float32 if not torch.is_tensor(angle) else angle.dtype)
+    c, s = torch.cos(theta), torch.sin(theta)
+    o, l = torch.zeros_like(theta), torch.ones_like(theta)
+    rows = {
+        "z": [c, -s, o, s, c, o, o, o, l],
+        "y": [c, o, s, o, l, o, -s, o, c],
+        "x": [l, o, o, o, c, -s, o, s, c],
+    }[up_axis]
+    return torch.stack(rows, dim=-1).reshape(*theta.shape, 3, 3)
 
 
-class RotateZ(BatchTransform):
-    """Random rotation about the up axis by an angle uniform in ``[-angle/2, angle/2]`` (default full circle).
+class RotateUp(BatchTransform):
+    """Random rotation about the data's up axis by an angle uniform in ``[-angle/2, angle/2]``
+    (default full circle).
 
-    ``axis`` is ``"z"`` for ModelNet's OFF meshes, the data they are prepared into, and the embedded
-    dataset; the official ``modelnet40_ply_hdf5_2048`` release is y-up (pass ``axis="y"``).
+    ``up_axis`` comes from the run's :class:`~pointnet_kit.data.record.DataSpec` (``z`` for ModelNet
+    OFF meshes, ../shared data and the embedded datasets; ``y`` for the 2048 HDF5 release and
+    ShapeNetPart). ``axis`` is the old spelling of ``up_axis``, accepted so old configs still load.
     """
 
-    def __init__(self, angle: float = 2 * math.pi, axis: str = "z", seed: int | None = None) -> None:
+    def __init__(self, angle: float = 2 * math.pi, up_axis: str = "z", seed: int | None = None, axis: str | None = None) -> None:
         super().__init__(seed)
-        if axis not in _AXES:
-            raise ConfigError(f"rotate_z: axis must be one of x, y, z, got {axis!r}")
+        up_axis = axis or up_axis
+        if up_axis not in UP_AXES:
+            raise ConfigError(f"{self._config_name()}: up_axis must be one of x, y, z, got {up_axis!r}")
         self.angle = float(angle)
-        self.axis = axis
+        self.up_axis = up_axis
+
+    @classmethod
+    def _config_name(cls) -> str:
+        return "rotate_z" if cls is RotateZ else "rotate_up"
+
+    def _params(self) -> dict[str, Any]:
+        return {"angle": self.angle, "up_axis": self.up_axis, "seed": self.seed}
 
     def apply(self, points: Tensor, generator: torch.Generator | None) -> Tensor:
         theta = _uniform((points.shape[0],), -self.angle / 2, self.angle / 2, points, generator)
-        c, s, o, l = torch.cos(theta), torch.sin(theta), torch.zeros_like(theta), torch.ones_like(theta)
-        rows = {
-            "z": [c, -s, o, s, c, o, o, o, l],
-            "y": [c, o, s, o, l, o, -s, o, c],
-            "x": [l, o, o, o, c, -s, o, s, c],
-        }[self.axis]
-        return _rotate(points, torch.stack(rows, dim=1).view(-1, 3, 3))
+        return _rotate(points, axis_rotation(self.up_axis, theta))
+
+
+class RotateZ(RotateUp):
+    """The old name of :class:`RotateUp` (config name ``rotate_z``): the same rotation, about
+    ``up_axis`` (which is ``z`` unless the data says otherwise)."""
 
 
 def random_rotation_matrices(
@@ -222,11 +278,23 @@ class Dropout(BatchTransform):
             raise ConfigError(f"dropout: max_ratio must be in [0, 1), got {max_ratio}")
         self.max_ratio = float(max_ratio)
 
-    def apply(self, points: Tensor, generator: torch.Generator | None) -> Tensor:
+    def _drop(self, points: Tensor, generator: torch.Generator | None) -> Tensor:
+        """``(B, N)`` bool: which points become copies of the first point."""
         b, n = points.shape[:2]
         ratio = _uniform((b, 1), 0.0, self.max_ratio, points, generator)
-        drop = torch.rand((b, n), generator=generator, device=points.device, dtype=points.dtype) < ratio
-        return torch.where(drop.unsqueeze(-1), points[:, :1], points)
+        return torch.rand((b, n), generator=generator, device=points.device, dtype=points.dtype) < ratio
+
+    def apply(self, points: Tensor, generator: torch.Generator | None) -> Tensor:
+        return torch.where(self._drop(points, generator).unsqueeze(-1), points[:, :1], points)
+
+    def apply_batch(self, batch: Batch, generator: torch.Generator | None) -> Batch:
+        points = batch["points"]
+        drop = self._drop(points, generator)
+        out = {**batch, "points": torch.where(drop.unsqueeze(-1), points[:, :1], points)}
+        if "part_labels" in batch:  # a copy of the first point carries the first point's part
+            parts = batch["part_labels"]
+            out["part_labels"] = torch.where(drop, parts[:, :1], parts)
+        return out
 
 
 class Shuffle(BatchTransform):
@@ -239,6 +307,15 @@ class Shuffle(BatchTransform):
         b, n, c = points.shape
         order = torch.rand((b, n), generator=generator, device=points.device).argsort(dim=1)
         return torch.gather(points, 1, order.unsqueeze(-1).expand(b, n, c))
+
+    def apply_batch(self, batch: Batch, generator: torch.Generator | None) -> Batch:
+        points = batch["points"]
+        b, n, c = points.shape
+        order = torch.rand((b, n), generator=generator, device=points.device).argsort(dim=1)
+        out = {**batch, "points": torch.gather(points, 1, order.unsqueeze(-1).expand(b, n, c))}
+        if "part_labels" in batch:
+            out["part_labels"] = torch.gather(batch["part_labels"], 1, order)
+        return out
 
 
 class BatchCompose(BatchTransform):
@@ -253,6 +330,11 @@ class BatchCompose(BatchTransform):
             points = t.apply(points, generator if generator is not None else t._generator(points.device))
         return points
 
+    def apply_batch(self, batch: Batch, generator: torch.Generator | None) -> Batch:
+        for t in self.transforms:
+            batch = t.apply_batch(batch, generator if generator is not None else t._generator(batch["points"].device))
+        return batch
+
     def __len__(self) -> int:
         return len(self.transforms)
 
@@ -265,6 +347,7 @@ class BatchCompose(BatchTransform):
 
 
 TRANSFORMS: dict[str, type[BatchTransform]] = {
+    "rotate_up": RotateUp,
     "rotate_z": RotateZ,
     "rotate_so3": RotateSO3,
     "scale": Scale,
@@ -275,8 +358,11 @@ TRANSFORMS: dict[str, type[BatchTransform]] = {
 }
 
 
-def build_batch_transforms(specs: Sequence[Mapping[str, Any]], seed: int | None = None) -> BatchCompose:
+def build_batch_transforms(specs: Sequence[Mapping[str, Any]], seed: int | None = None, up_axis: str | None = None) -> BatchCompose:
     """Build a :class:`BatchCompose` from config specs like ``[{"name": "jitter", "sigma": 0.02}, ...]``.
+
+    ``up_axis`` (the run's ``spec.up_axis``) is what ``rotate_up`` / ``rotate_z`` turn about unless
+    their spec names one.
 
     Raises:
         ConfigError: a spec that is not a mapping, an unknown ``name``, or an unknown keyword.
@@ -287,6 +373,8 @@ def build_batch_transforms(specs: Sequence[Mapping[str, Any]], seed: int | None 
             raise ConfigError(f"augmentation #{i}: expected a mapping with a 'name' key, got {spec!r}")
         kwargs = dict(spec)
         name = kwargs.pop("name")
+        if name in ("rotate_up", "rotate_z") and up_axis is not None and "up_axis" not in kwargs and "axis" not in kwargs:
+            kwargs["up_axis"] = up_axis
         if name not in TRANSFORMS:
             raise ConfigError(f"augmentation #{i}: unknown name {name!r} (choose from {', '.join(TRANSFORMS)})")
         cls = TRANSFORMS[name]

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence, Union
 
 import yaml
 
+from ..data.record import DEFAULT_NUM_POINTS, UP_AXES
 from ..errors import ConfigError
 
 
@@ -34,14 +35,17 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     root: str = "default"
-    """``default`` (the embedded synthetic dataset) or a dataset folder (HDF5, OFF tree, txt)."""
-    num_points: int = 128
-    """Points per shape (the default job's 128 keeps it to minutes on a CPU; the paper uses 1024)."""
+    """``default`` / ``default_parts`` (the embedded datasets) or a dataset folder in any registered
+    format (``pointnet_kit.data.list_formats()``: HDF5, OFF tree, class folders, ShapeNetPart, ...)."""
+    num_points: int = DEFAULT_NUM_POINTS
+    """Points per shape (the default job's 128 keeps it to minutes on a CPU; the paper uses 1024).
+    The one default of the package: everything else reads the run's value from its DataSpec."""
     use_normals: bool = False
-    up_axis: str = "z"
-    """The shapes' up axis: ``z`` (ModelNet OFF meshes, ../shared data, the embedded dataset) or ``y``
-    (the official modelnet40_ply_hdf5_2048 release). ``rotate_z`` augmentation and test-time votes
-    turn about it unless a spec names its own ``axis``."""
+    up_axis: str | None = None
+    """The shapes' up axis, ``x``/``y``/``z``; ``null`` takes the format's (``z`` for ModelNet OFF
+    meshes, ../shared data, class folders and the embedded datasets; ``y`` for ShapeNetPart,
+    ScanObjectNN and modelnet40_normal_resampled). Set ``y`` for the official modelnet40_ply_hdf5_2048
+    release. ``rotate_up`` augmentation, test-time votes and viz turn about it (``spec.up_axis``)."""
     classes: list[str] | None = None
     """Keep only these classes (e.g. the ModelNet10 subset of ModelNet40); ``null`` keeps all."""
     val_fraction: float = 0.1
@@ -249,16 +253,20 @@ def validate(config: Config) -> Config:
             raise ConfigError(message)
     from ..data.transforms import build_batch_transforms  # late: data imports nothing from the engine
 
-    if config.data.up_axis not in ("x", "y", "z"):
-        raise ConfigError(f"data.up_axis must be x, y or z, got {config.data.up_axis!r}")
+    if config.data.up_axis is not None and config.data.up_axis not in UP_AXES:
+        raise ConfigError(f"data.up_axis must be x, y, z or null (the format's), got {config.data.up_axis!r}")
     build_batch_transforms(augmentation_specs(config))  # unknown augmentation names/arguments fail here
     return config
 
 
-def augmentation_specs(config: Config) -> list[dict[str, Any]]:
-    """``train.augmentations`` with ``data.up_axis`` filled in for rotations about the up axis."""
+def augmentation_specs(config: Config, up_axis: str | None = None) -> list[dict[str, Any]]:
+    """``train.augmentations`` with the up axis filled in for rotations about it (``rotate_up`` and its
+    old name ``rotate_z``): ``up_axis`` (pass the run's ``spec.up_axis``), else ``data.up_axis``, else ``z``."""
+    axis = up_axis or config.data.up_axis or "z"
     return [
-        {**spec, "axis": config.data.up_axis} if spec.get("name") == "rotate_z" and "axis" not in spec else dict(spec)
+        {**spec, "axis": axis}
+        if spec.get("name") in ("rotate_up", "rotate_z") and "axis" not in spec and "up_axis" not in spec
+        else dict(spec)
         for spec in config.train.augmentations
     ]
 

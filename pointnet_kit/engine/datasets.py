@@ -1,7 +1,8 @@
-"""From a data config to the exact train / validation / test sets a run uses."""
+"""From a data config to the exact train / validation / test sets a run uses, each with its DataSpec."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Mapping
 
 import numpy as np
@@ -14,7 +15,11 @@ SPLITS = ("train", "val", "test")
 
 
 def select_classes(dataset: PointCloudDataset, classes: list[str] | None) -> PointCloudDataset:
-    """Keep only ``classes`` (in that order) and relabel them ``0..len(classes)-1``."""
+    """Keep only ``classes`` (in that order) and relabel them ``0..len(classes)-1``.
+
+    For segmentation data the classes are categories; part ids stay global (the model keeps one
+    output per part), and ``spec.category_parts`` keeps the chosen categories only.
+    """
     if classes is None:
         return dataset
     missing = [c for c in classes if c not in dataset.class_names]
@@ -27,19 +32,31 @@ def select_classes(dataset: PointCloudDataset, classes: list[str] | None) -> Poi
     subset = dataset.subset(keep)
     subset.labels = old_to_new[subset.labels]
     subset.class_names = list(classes)
+    if subset.spec is not None:
+        parts = subset.spec.category_parts
+        subset.spec = dataclasses.replace(
+            subset.spec,
+            class_names=list(classes),
+            category_parts=None if parts is None else {c: list(parts[c]) for c in classes},
+        )
     return subset
 
 
 def load_split(data: DataConfig, split: str, root: str | None = None) -> PointCloudDataset:
     """The dataset for ``split``: ``train``/``val`` are the stratified, seeded split of the train files.
 
-    ``root`` overrides ``data.root`` (evaluate a checkpoint on another copy of the data).
+    ``root`` overrides ``data.root`` (evaluate a checkpoint on another copy of the data). The result's
+    ``.spec`` is the run's :class:`~pointnet_kit.data.record.DataSpec`: the task from the format,
+    ``data.num_points``, the channels, ``data.up_axis`` (or the format's when unset), class names
+    and, for segmentation, part names and each category's parts.
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     source = root or data.root
     file_split = "test" if split == "test" else "train"
     dataset = open_dataset(source, split=file_split, num_points=data.num_points, use_normals=data.use_normals)
+    if data.up_axis is not None:
+        dataset.spec = dataclasses.replace(dataset.spec, up_axis=data.up_axis)
     dataset = select_classes(dataset, data.classes)
     if len(dataset) == 0:
         raise DataError(f"no shapes in the {file_split} split of {source}")

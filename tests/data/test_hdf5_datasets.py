@@ -66,7 +66,7 @@ def test_validation_split_is_stratified_and_seeded(h5_folder):
     [
         (lambda p: p / "nope", "no such folder"),
         (lambda p: (p / "empty").mkdir() or p / "empty", "folder is empty"),
-        (lambda p: (p / "x.txt").write_text("hi") and p, "unknown dataset layout .*x.txt.*expected an HDF5 folder"),
+        (lambda p: (p / "x.txt").write_text("hi") and p, "unknown dataset layout .*x.txt.*expected .*hdf5: an HDF5 folder.*class_folders"),
         (lambda p: (p / "f.h5").write_text("not hdf5") and p / "f.h5", "is a file"),
     ],
     ids=["missing", "empty", "unknown", "file"],

@@ -10,7 +10,7 @@ import pytest
 
 from pointnet_kit.data import open_dataset
 from pointnet_kit.data import prepare as prepare_module
-from pointnet_kit.data.modelnet import describe
+from pointnet_kit.data.registry import describe
 from pointnet_kit.data.prepare import REPORT_NAME, discover_off, prepare_off
 from pointnet_kit.errors import DataError
 

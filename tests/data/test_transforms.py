@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -11,10 +13,12 @@ from pointnet_kit.data.transforms import (
     Dropout,
     Jitter,
     RotateSO3,
+    RotateUp,
     RotateZ,
     Scale,
     Shift,
     Shuffle,
+    axis_rotation,
     build_batch_transforms,
     random_rotation_matrices,
 )
@@ -176,3 +180,64 @@ def test_runs_on_the_gpu_with_a_device_generator():
     y = aug(x, generator=g)
     assert y.device == x.device and y.shape == x.shape
     assert torch.equal(y, aug(x, generator=torch.Generator(device="cuda").manual_seed(0)))
+
+
+def labelled_batch(b: int = 4, n: int = 64, normals: bool = False) -> dict:
+    """A batch whose part label of each point is recoverable from the point (its row index in x)."""
+    x = cloud(b, n, normals)
+    x[..., 0] = torch.arange(n, dtype=x.dtype)  # point i has x == i
+    parts = torch.arange(n).expand(b, n) % 7
+    return {"points": x, "labels": torch.arange(b), "part_labels": parts.clone()}
+
+
+@pytest.mark.parametrize("t", [Shuffle(), Dropout(max_ratio=0.9), BatchCompose([Shuffle(), Dropout(), Jitter(sigma=0.0, clip=0.1)])],
+                         ids=["shuffle", "dropout", "compose"])
+def test_per_point_ops_keep_part_labels_aligned(t):
+    batch = labelled_batch()
+    out = t(batch, generator=torch.Generator().manual_seed(0))
+    assert set(out) == set(batch) and torch.equal(out["labels"], batch["labels"])
+    assert out["points"].shape == batch["points"].shape and out["part_labels"].shape == batch["part_labels"].shape
+    assert not torch.equal(out["part_labels"], batch["part_labels"])  # something moved ...
+    index = out["points"][..., 0].round().long()
+    assert torch.equal(out["part_labels"], index % 7)  # ... and every label moved with its point
+
+
+def test_batch_dict_gives_the_same_points_as_a_tensor():
+    batch = labelled_batch(normals=True)
+    aug = build_batch_transforms([{"name": n} for n in ("rotate_up", "scale", "shift", "jitter", "dropout", "shuffle")])
+    as_dict = aug(batch, generator=torch.Generator().manual_seed(3))
+    as_tensor = aug(batch["points"], generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(as_dict["points"], as_tensor)
+    single = aug({k: v[0] for k, v in batch.items()}, generator=torch.Generator().manual_seed(3))
+    assert single["points"].shape == (64, 6) and single["part_labels"].shape == (64,) and single["labels"].shape == ()
+    with pytest.raises(ValueError, match="part_labels"):
+        aug({**batch, "part_labels": batch["part_labels"][:, :10]})
+
+
+@pytest.mark.parametrize("up_axis", ["x", "y", "z"])
+def test_rotate_up_turns_about_the_spec_up_axis(up_axis):
+    x = cloud(b=8)
+    aug = build_batch_transforms([{"name": "rotate_up"}], up_axis=up_axis)
+    y = aug(x, generator=torch.Generator().manual_seed(0))
+    k = "xyz".index(up_axis)
+    torch.testing.assert_close(y[..., k], x[..., k])
+    assert not torch.allclose(y, x)
+    assert isinstance(aug.transforms[0], RotateUp) and aug.transforms[0].up_axis == up_axis
+    old = build_batch_transforms([{"name": "rotate_z"}], up_axis=up_axis)  # the old name is the same rotation
+    torch.testing.assert_close(old(x, generator=torch.Generator().manual_seed(0)), y)
+    explicit = build_batch_transforms([{"name": "rotate_up", "up_axis": "z"}], up_axis=up_axis).transforms[0]
+    assert explicit.up_axis == "z"
+
+
+def test_axis_rotation_is_the_one_rotation():
+    angles = torch.tensor([0.3, -1.2])
+    for axis in "xyz":
+        r = axis_rotation(axis, angles)
+        assert r.shape == (2, 3, 3)
+        torch.testing.assert_close(r @ r.transpose(1, 2), torch.eye(3).expand(2, 3, 3), atol=1e-6, rtol=0)
+        k = "xyz".index(axis)
+        torch.testing.assert_close(r[:, :, k], torch.eye(3)[k].expand(2, 3))  # the axis is fixed
+    # counter-clockwise seen from +z: x goes to y
+    torch.testing.assert_close(axis_rotation("z", math.pi / 2) @ torch.tensor([1.0, 0, 0]), torch.tensor([0.0, 1, 0]), atol=1e-6, rtol=0)
+    with pytest.raises(ConfigError, match="up_axis"):
+        axis_rotation("w", 0.0)

@@ -1,0 +1,58 @@
+"""``shapenetpart_v0_normal``: ``shapenetcore_partanno_segmentation_benchmark_v0_normal``.
+
+``<synset>/<id>.txt`` with ``x y z nx ny nz part`` rows (part ids global, 0-49), with
+``synsetoffset2category.txt`` and ``train_test_split/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import DataError
+from ..registry import DatasetFormat, register_format
+from ..shapenetpart import CATEGORY_PARTS, STORED_POINTS, describe_parts, part_spec, text_layout_cache
+from .hdf5 import dataset_from_hdf5
+
+
+def _shape_file(root: Path, synset: str, shape_id: str) -> Path:
+    return root / synset / f"{shape_id}.txt"
+
+
+def _read_shape(root: Path, synset: str, category: str, shape_id: str):
+    path = _shape_file(root, synset, shape_id)
+    try:
+        rows = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except ValueError as exc:
+        raise DataError(f"{path}: not rows of 7 numbers x y z nx ny nz part ({exc})") from exc
+    if rows.shape[1] != 7 or len(rows) == 0:
+        raise DataError(f"{path}: expected rows of 7 numbers x y z nx ny nz part, got shape {rows.shape}")
+    if not np.isfinite(rows).all():
+        raise DataError(f"{path}: contains NaN or infinite values")
+    parts = rows[:, 6].astype(np.int64)
+    allowed = CATEGORY_PARTS[category]
+    if parts.min() < allowed[0] or parts.max() > allowed[-1]:
+        raise DataError(f"{path}: part ids span {parts.min()}..{parts.max()}, but {category}'s global ids are {allowed[0]}..{allowed[-1]}")
+    return rows[:, :3].astype(np.float32), rows[:, 3:6].astype(np.float32), parts
+
+
+@register_format
+class ShapeNetPartNormalFormat(DatasetFormat):
+    name = "shapenetpart_v0_normal"
+    task = "part_segmentation"
+    up_axis = "y"
+    layout = "ShapeNetPart v0_normal (synsetoffset2category.txt + <synset>/*.txt with x y z nx ny nz part)"
+
+    def detect(self, root: Path) -> bool:
+        return (root / "synsetoffset2category.txt").is_file() and any(root.glob("[0-9]*/*.txt"))
+
+    def read(self, root, split, num_points, use_normals, cache_dir=None):
+        stored = max(num_points or STORED_POINTS, STORED_POINTS)
+        folder = text_layout_cache(root, "v0_normal", _read_shape, _shape_file, stored, cache_dir)
+        dataset = dataset_from_hdf5(folder, split, num_points, use_normals)
+        dataset.spec = part_spec()
+        return dataset
+
+    def describe(self, root):
+        return describe_parts(root, _read_shape, _shape_file, normals=True)
