@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..data import PointCloudDataset, load_points
+from ..data.transforms import axis_rotation
 from ..errors import CheckpointError, PointNetKitError
 from ..tasks import Meter, Task
 from ..utils import resolve_device
@@ -43,35 +44,28 @@ def dataset_for_checkpoint(ckpt: dict[str, Any], data: str | None = None, split:
     return dataset
 
 
-def vote_transforms(config: Config, votes: int, seed: int = 0) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+def vote_transforms(
+    config: Config, votes: int, seed: int = 0, up_axis: str | None = None
+) -> list[Callable[[torch.Tensor], torch.Tensor]]:
     """``votes`` deterministic test-time augmentations; the first is the identity.
 
-    Rotations about the run's up axis at ``2*pi*k/votes`` when the model was trained with
-    ``rotate_z``; otherwise seeded anisotropic scalings in the training's range (default 0.8-1.25).
+    Rotations about the run's up axis (``up_axis``: the run's ``spec.up_axis``) at ``2*pi*k/votes``
+    when the model was trained with ``rotate_up`` (alias ``rotate_z``); otherwise seeded anisotropic scalings in the training's range (default 0.8-1.25).
     Neither moves points, so per-point logits stay aligned with their points.
     """
-    specs = augmentation_specs(config)
-    rotation = next((s for s in specs if s.get("name") == "rotate_z"), None)
+    specs = augmentation_specs(config, up_axis)
+    rotation = next((s for s in specs if s.get("name") in ("rotate_up", "rotate_z")), None)
     scale_spec = next((s for s in specs if s.get("name") == "scale"), {})
     low, high = float(scale_spec.get("low", 0.8)), float(scale_spec.get("high", 1.25))
     generator = torch.Generator().manual_seed(seed)
     transforms: list[Callable[[torch.Tensor], torch.Tensor]] = [lambda x: x]
     for k in range(1, votes):
         if rotation is not None:
-            matrix = _axis_rotation(rotation["axis"], 2 * math.pi * k / votes)
+            matrix = axis_rotation(rotation.get("up_axis") or rotation["axis"], 2 * math.pi * k / votes)
         else:
             matrix = torch.diag(torch.empty(3).uniform_(low, high, generator=generator))
         transforms.append(_linear_map(matrix))
     return transforms
-
-
-def _axis_rotation(axis: str, angle: float) -> torch.Tensor:
-    """``(3, 3)`` rotation by ``angle`` about ``axis`` (``x``, ``y`` or ``z``)."""
-    c, s = math.cos(angle), math.sin(angle)
-    i, j = [(1, 2), (2, 0), (0, 1)]["xyz".index(axis)]  # the plane the rotation turns
-    matrix = torch.eye(3)
-    matrix[i, i], matrix[i, j], matrix[j, i], matrix[j, j] = c, -s, s, c
-    return matrix
 
 
 def _linear_map(matrix: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -138,7 +132,7 @@ def evaluate_checkpoint(
     if dataset.spec is not None and spec.part_names and dataset.spec.part_names not in (None, spec.part_names):
         raise CheckpointError(f"checkpoint was trained on parts {spec.part_names[:3]}..., the data has others")
     meter = evaluate_batch(
-        model, task, dataset.as_tensors(dev), batch_size, config.runtime.amp, vote_transforms(config, votes, seed)
+        model, task, dataset.as_tensors(dev), batch_size, config.runtime.amp, vote_transforms(config, votes, seed, spec.up_axis)
     )
     stats = meter.compute()
     return {

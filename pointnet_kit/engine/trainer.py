@@ -17,7 +17,7 @@ from torch import nn
 from .. import __version__
 from ..data import PointCloudDataset
 from ..data.record import DataSpec
-from ..data.transforms import Dropout, Shuffle, build_batch_transforms
+from ..data.transforms import build_batch_transforms
 from ..errors import CheckpointError, ConfigError
 from ..models import create_model
 from ..tasks import Task, get_task
@@ -76,27 +76,6 @@ def run_spec(config: Config, dataset: PointCloudDataset) -> DataSpec:
         part_names = [f"part{i}" for i in range(int(dataset.part_labels.max()) + 1)]
     task = "part_segmentation" if part_names else "classification"
     return data_spec_for(config.data, task, dataset.class_names, dataset.num_points, part_names)
-
-
-def batch_augmentation(specs: list[dict[str, Any]], per_point_labels: bool) -> Callable[[Batch, torch.Generator], Batch]:
-    """``augment(batch, generator) -> batch`` from the config's augmentation specs.
-
-    Adapter until label-aware transforms land: today's transforms see the points only, so the ones
-    that reorder or replace points (shuffle, dropout) would leave per-point labels behind; refused then.
-    """
-    transform = build_batch_transforms(specs)
-    if per_point_labels:
-        moving = [type(t).__name__.lower() for t in transform.transforms if isinstance(t, (Shuffle, Dropout))]
-        if moving:
-            raise ConfigError(
-                f"train.augmentations: {', '.join(moving)} would move points away from their part labels; "
-                "remove it for segmentation data"
-            )
-
-    def augment(batch: Batch, generator: torch.Generator) -> Batch:
-        return {**batch, "points": transform(batch["points"], generator=generator)}
-
-    return augment
 
 
 def _versions() -> dict[str, str]:
@@ -167,7 +146,8 @@ class Trainer:
         # The whole dataset lives on the device: no per-sample Python in the training step.
         self.train_data: Batch = self.train_set.as_tensors(self.device)
         self.val_data: Batch = self.val_set.as_tensors(self.device)
-        self.augment = batch_augmentation(augmentation_specs(config), "part_labels" in self.train_data)
+        # Label-aware: shuffle and dropout move part labels with their points; rotations turn about spec.up_axis.
+        self.augment = build_batch_transforms(augmentation_specs(config, self.spec.up_axis), up_axis=self.spec.up_axis)
 
         model = create_model(
             config.model.name,
@@ -270,7 +250,7 @@ class Trainer:
         progress = _progress(len(batches), f"epoch {epoch + 1}/{cfg.train.epochs}", cfg.runtime.progress and self.dist.is_main)
         for indices in batches:
             indices = indices.to(device, non_blocking=True)
-            batch = self.augment({key: value[indices] for key, value in self.train_data.items()}, aug_generator)
+            batch = self.augment({key: value[indices] for key, value in self.train_data.items()}, generator=aug_generator)
             with autocast_context(device, cfg.runtime.amp):
                 out = self.step_model(batch["points"], category_input(self.model, batch))  # points (b, N, C)
                 loss = self.task.loss(out, batch)

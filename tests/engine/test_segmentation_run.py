@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from pointnet_kit.cli.main import main
 from pointnet_kit.engine import evaluate as evaluate_module
@@ -14,7 +15,7 @@ from pointnet_kit.engine import trainer as trainer_module
 from pointnet_kit.engine.checkpoint import load_run
 from pointnet_kit.engine.config import config_from_dict
 from pointnet_kit.engine.evaluate import evaluate_checkpoint, predict_files
-from pointnet_kit.engine.trainer import train
+from pointnet_kit.engine.trainer import Trainer, train
 from pointnet_kit.errors import ConfigError
 
 from .conftest import fast_overrides
@@ -85,10 +86,19 @@ def test_predict_labels_points_with_the_categorys_parts(seg_run, tmp_path, capsy
     assert "--category" in capsys.readouterr().err
 
 
-def test_point_moving_augmentation_is_refused_for_segmentation(boxes):
-    overrides = fast_overrides("boxes") + ["model.name=pointnet_seg", "train.augmentations=[{name: shuffle}]"]
-    with pytest.raises(ConfigError, match="shuffle would move points away from their part labels"):
-        train(config_from_dict({}, overrides), boxes / "refused", log=lambda _m: None)
+def test_point_moving_augmentation_keeps_part_labels_with_their_points(boxes, tmp_path):
+    overrides = fast_overrides("boxes") + [
+        "model.name=pointnet_seg",
+        "train.augmentations=[{name: shuffle}, {name: dropout, max_ratio: 0.5}]",
+    ]
+    trainer = Trainer(config_from_dict({}, overrides), tmp_path / "aligned", log=lambda _m: None)
+    batch = {key: value[:4] for key, value in trainer.train_data.items()}
+    out = trainer.augment(dict(batch), generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(out["points"], batch["points"])  # the points did move
+    for b in range(4):
+        before = {(tuple(p.tolist()), int(l)) for p, l in zip(batch["points"][b], batch["part_labels"][b])}
+        after = {(tuple(p.tolist()), int(l)) for p, l in zip(out["points"][b], out["part_labels"][b])}
+        assert after <= before  # every point kept the label it had
 
 
 def test_classifier_on_part_data_is_refused(boxes):
