@@ -12,15 +12,18 @@ default 50 million) and ``POINTNET_KIT_MAX_FILE_MB`` (bytes read or decompressed
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
 import stat
 import struct
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 import numpy as np
 import trimesh
@@ -35,6 +38,22 @@ __all__ = [
 
 MESH_SUFFIXES = (".off", ".obj", ".ply", ".stl")
 CLOUD_SUFFIXES = (".ply", ".pcd", ".xyz", ".npy", ".npz", ".txt", ".pts")
+
+
+_F = TypeVar("_F", bound=Callable)
+
+
+def _quiet(fn: _F) -> _F:
+    """Readers judge damaged input themselves: NumPy's warnings about it (empty input, NaN casts) would
+    only add noise next to the one-line error."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def max_points() -> int:
@@ -125,6 +144,7 @@ def _check_faces(path: Path, faces: np.ndarray, nv: int) -> np.ndarray:
 # --- OFF -----------------------------------------------------------------------------------------
 
 
+@_quiet
 def read_off(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Read an OFF mesh: ``(vertices (V, 3) float64, faces (F, 3) int64)``, polygons fan-triangulated.
 
@@ -294,6 +314,7 @@ def _ply_header(path: Path, data: bytes) -> tuple[str, list[_PlyElement], int]:
     return fmt, elements, end.end()
 
 
+@_quiet
 def read_ply(path: str | Path) -> PlyData:
     """Read a PLY file (ascii or binary) with its own strict parser: every declared element must be
     present and fully parsed, nothing may follow the last one, faces must index existing vertices."""
@@ -492,6 +513,7 @@ _OBJ_IGNORED = {"vn", "vt", "vp", "g", "o", "s", "usemtl", "mtllib", "l", "p", "
                 "ctech", "stech", "usemap", "maplib", "bevel", "c_interp", "d_interp", "con", "sp", "call", "csh"}
 
 
+@_quiet
 def read_obj(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Read an OBJ mesh's vertices and (fan-triangulated) faces; relative (negative) indices resolved.
 
@@ -542,6 +564,7 @@ def read_obj(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 # --- STL -----------------------------------------------------------------------------------------
 
 
+@_quiet
 def read_stl(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Read a binary or ASCII STL as ``(vertices (3F, 3), faces (F, 3))`` (a triangle soup).
 
@@ -594,6 +617,7 @@ def _read_stl_ascii(path: Path, text: str) -> tuple[np.ndarray, np.ndarray]:
 # --- meshes --------------------------------------------------------------------------------------
 
 
+@_quiet
 def read_mesh(path: str | Path) -> trimesh.Trimesh:
     """Read a triangle mesh (.off, .obj, .ply, .stl); checks it has faces and non-zero, finite area."""
     path = Path(path)
@@ -679,7 +703,7 @@ def _npy_header(path: Path, f, available: int, what: str) -> tuple[np.dtype, tup
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
         else:
             raise ValueError(f"unsupported .npy version {version}")
-    except (ValueError, SyntaxError, TypeError, EOFError, OverflowError, MemoryError) as exc:
+    except Exception as exc:  # noqa: BLE001 - numpy's header parser raises many kinds on damaged input
         raise DataError(f"{path}: {what} has a corrupt .npy header ({_clip(str(exc), 80)})") from None
     if dtype.hasobject or dtype.fields is not None or dtype.kind not in "fiub":
         raise DataError(f"{path}: {what} holds {dtype} values, expected plain numbers (object arrays are never loaded)")
@@ -747,6 +771,7 @@ _PCD_TYPES = {("F", 4): "f4", ("F", 8): "f8", ("I", 1): "i1", ("I", 2): "i2", ("
               ("U", 1): "u1", ("U", 2): "u2", ("U", 4): "u4", ("U", 8): "u8"}
 
 
+@_quiet
 def read_pcd(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Read a PCD (ascii, binary or binary_compressed) with its own strict parser:
     ``(points (N, 3) float64, normals (N, 3) float64 or None)``."""
@@ -884,6 +909,7 @@ def _lzf_decompress(path: Path, src: bytes, size: int) -> bytes:
     return bytes(out)
 
 
+@_quiet
 def _read_cloud64(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Points and normals as float64, for centring before any float32 cast."""
     suffix = path.suffix.lower()
@@ -913,6 +939,7 @@ def _read_cloud64(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     return points, None if normals is None else _split_columns(path, normals)[0]
 
 
+@_quiet
 def read_point_cloud(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Read a point cloud: ``(points (N, 3) float32, normals (N, 3) float32 or None)``.
 
@@ -925,6 +952,7 @@ def read_point_cloud(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
     return points.astype(np.float32), None if normals is None else normals.astype(np.float32)
 
 
+@_quiet
 def load_points(
     path: str | Path,
     num_points: int = 1024,
