@@ -39,7 +39,7 @@ COMMAND_MODULES = [
 ]
 
 EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_SYSTEM, EXIT_INTERRUPT, EXIT_PIPE = 0, 1, 2, 3, 130, 141
-MAX_MESSAGE = 300  # characters of one error line, "error: " included
+MAX_MESSAGE = 400  # characters of one error line, "error: " included (long temp paths need room)
 
 # Failures of torch.save and friends that only mean "the write did not reach the disk".
 _WRITE_FAILURES = ("PytorchStreamWriter failed", "file write failed", "unexpected pos", "No space left on device")

@@ -180,14 +180,9 @@ def safe_extract_zip(archive: str | Path, target: str | Path, progress: bool | N
 
 
 def _manual_hint(name: str, fmt: str, source: Source, url: str, root: Path, archive: Path) -> str:
-    layout = (
-        f"{root / source.folder}/<class>/train|test/*.off" if fmt == "off" else f"{root / source.folder}/ply_data_*.h5 + shape_names.txt"
-    )
-    note = f" ({source.note})" if source.note else ""
-    return (
-        f"To install {name} by hand{note}: fetch {url} in a browser or on another machine, then either put the zip at "
-        f"{archive} and run this command again (it verifies and extracts it), or extract it yourself so that {layout} exists."
-    )
+    layout = "<class>/train|test/*.off" if fmt == "off" else "ply_data_*.h5"
+    note = " (any copy works)" if source.note else ""
+    return f"by hand: fetch the zip{note} elsewhere, put it at {archive} and rerun, or unzip it so {root / source.folder}/{layout} exists"
 
 
 def download_dataset(
@@ -238,7 +233,7 @@ def download_dataset(
     try:
         download_file(url, archive, md5=md5, progress=progress, timeout=timeout)
     except DataError as exc:
-        raise DataError(f"{exc}. {_manual_hint(name, fmt, source, url, root, archive)}") from exc
+        raise DataError(f"{exc}; {_manual_hint(name, fmt, source, url, root, archive)}") from exc
     safe_extract_zip(archive, root, progress=progress)
     if not folder.is_dir():
         found = ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir())) or "nothing"
