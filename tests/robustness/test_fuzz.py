@@ -162,7 +162,8 @@ def _cli_sample(seed: int, n: int) -> list[Case]:
     """``n`` must-refuse cases spread over formats and damages (plus OFF for data prepare)."""
     cases = [c for c in corpus(seed, per_format=7) if c.must_refuse]
     rng = np.random.default_rng(seed)
-    picks = [c for c in cases if c.fmt == "off"][:1] + list(rng.permutation(np.array(cases, dtype=object)))
+    # a quarter OFF meshes (the only format `data prepare` reads), the rest drawn from every format
+    picks = [c for c in cases if c.fmt == "off"][: max(1, n // 4)] + list(rng.permutation(np.array(cases, dtype=object)))
     seen, out = set(), []
     for c in picks:
         if c.name not in seen:
