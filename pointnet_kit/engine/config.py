@@ -289,7 +289,6 @@ def _range_checks(config: Config) -> list[tuple[bool, str]]:
         (0.0 < train.bn_momentum_decay <= 1.0, f"train.bn_momentum_decay must be in (0, 1], got {train.bn_momentum_decay}"),
         (0.0 < train.bn_momentum_min <= 1.0, f"train.bn_momentum_min must be in (0, 1], got {train.bn_momentum_min}"),
         (train.bn_momentum_step >= 1, f"train.bn_momentum_step must be >= 1, got {train.bn_momentum_step}"),
-        (train.feature_transform_weight >= 0, f"train.feature_transform_weight must be >= 0, got {train.feature_transform_weight}"),
         (all(math.isfinite(v) for v in (config.optim.lr, config.optim.weight_decay, config.optim.momentum)),
          "optim.lr, optim.weight_decay and optim.momentum must be finite numbers"),
         (config.optim.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {config.optim.weight_decay}"),
