@@ -304,7 +304,7 @@ def _range_checks(config: Config) -> list[tuple[bool, str]]:
     ]
 
 
-DATA_KWARGS = ("num_classes", "in_channels", "num_categories")  # set from the data, never in model.kwargs
+DATA_KWARGS = ("num_classes", "in_channels")  # set from the data, never in model.kwargs
 
 
 def _check_model_kwargs(model: ModelConfig) -> None:
