@@ -185,7 +185,9 @@ def prepare_off(
     skipped = irregular + [{"file": e.rel, "error": r} for e, r in zip(entries, results) if isinstance(r, str)]
     kept = [(e, r) for e, r in zip(entries, results) if not isinstance(r, str)]
     if not kept:
-        raise DataError(f"{src}: all {len(entries)} meshes are broken; first: {skipped[-1]['error']}")
+        first = skipped[-1]
+        reason = first["error"].split(": ", 1)[-1]  # the error names the full path; the relative one is enough here
+        raise DataError(f"{src}: all {len(entries)} meshes are broken; first, {first['file']}: {reason}")
     class_names = sorted({e.class_name for e, _ in kept})  # a broken mesh's name is not a class
     label_of = {name: i for i, name in enumerate(class_names)}
     with _replace_dir(out) as tmp:
