@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", dest="fmt", choices=["off", "hdf5"], default="off",
                    help="off: Princeton's meshes (default); hdf5: the modelnet40_ply_hdf5_2048 release")
     p.add_argument("--url", default=None, help="a mirror to use instead of the official URL")
-    p.add_argument("--md5", default=None, help="expected md5 of the archive (default: the official one where known)")
+    p.add_argument("--md5", default=None, help="expected md5 of the archive (default: the official one where known; 'none' skips the check)")
     p.add_argument("--keep-zip", action="store_true", help="keep the archive after extracting it")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the server (default 30)")
     p.set_defaults(func=run_download)

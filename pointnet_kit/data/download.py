@@ -11,6 +11,7 @@ import shutil
 import stat
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from dataclasses import dataclass
@@ -70,21 +71,23 @@ def download_file(
 ) -> Path:
     """Stream ``url`` to ``dest``, resuming a partial ``dest.part`` with an HTTP Range request.
 
-    The finished file is checked against ``md5`` / ``sha256`` when given; on a mismatch it is
-    deleted (a later call downloads it afresh) and :class:`DataError` is raised. A ``dest`` that
-    already exists and passes the check is not downloaded again.
+    The finished file is checked against ``md5`` / ``sha256`` when given; a download that fails the
+    check is removed (it is ours) and :class:`DataError` says both checksums. A ``dest`` that already
+    exists is never downloaded again nor deleted: it is used if it passes the check, else the error
+    says the expected and actual checksums and how to go on.
 
     Raises:
-        DataError: unreachable host, HTTP error, interrupted transfer, or checksum mismatch.
+        DataError: a URL that is not http(s), unreachable host, HTTP error, interrupted transfer, or
+            checksum mismatch.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    _check_url(url)
+    if dest.exists() and not dest.is_file():
+        raise DataError(f"{dest}: exists and is not a file; move it away or choose another --root")
     if dest.is_file():
-        try:
-            _verify(dest, md5, sha256)
-            return dest
-        except DataError:
-            dest.unlink()  # a corrupt archive (placed by hand, or an older run): fetch it afresh
+        _verify(dest, md5, sha256, placed=True)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     have = part.stat().st_size if part.is_file() else 0
     request = urllib.request.Request(url, headers={"User-Agent": "pointnet-kit", **({"Range": f"bytes={have}-"} if have else {})})
@@ -95,7 +98,7 @@ def download_file(
             response = None
         else:
             raise DataError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise DataError(f"{url}: cannot connect ({reason})") from exc
     if response is not None:
@@ -125,15 +128,26 @@ def download_file(
     return dest
 
 
-def _verify(path: Path, md5: str | None, sha256: str | None) -> None:
+def _check_url(url: str) -> None:
+    """Only http(s): ``file://`` would read local files, and anything else is a typo."""
+    scheme = urllib.parse.urlsplit(url).scheme.lower() if isinstance(url, str) else ""
+    if scheme not in ("http", "https") or not urllib.parse.urlsplit(url).netloc:
+        raise DataError(f"{url!r}: not an http(s) URL; to use a local archive, put it where the error message of "
+                        "a normal download says (it is verified and extracted from there)")
+
+
+def _verify(path: Path, md5: str | None, sha256: str | None, placed: bool = False) -> None:
+    """Check ``path`` against the expected digests; a mismatch names both and how to go on."""
     for algorithm, expected in (("md5", md5), ("sha256", sha256)):
-        if expected:
+        if expected and expected.lower() != "none":
             actual = file_digest(path, algorithm)
             if actual.lower() != expected.lower():
-                raise DataError(
-                    f"{path.name}: checksum mismatch ({algorithm} {actual}, expected {expected}); "
-                    "the file was removed, run the command again to download it afresh"
-                )
+                if placed:
+                    advice = (f"the file was left as it is; if you trust it, run again with --{algorithm} {actual} "
+                              f"(or --{algorithm} none), else move it away to download afresh")
+                else:
+                    advice = "the download was discarded; run the command again, or pass the right checksum"
+                raise DataError(f"{path}: checksum mismatch: {algorithm} is {actual}, expected {expected}; {advice}")
 
 
 def safe_extract_zip(archive: str | Path, target: str | Path, progress: bool | None = None) -> list[str]:
@@ -166,14 +180,9 @@ def safe_extract_zip(archive: str | Path, target: str | Path, progress: bool | N
 
 
 def _manual_hint(name: str, fmt: str, source: Source, url: str, root: Path, archive: Path) -> str:
-    layout = (
-        f"{root / source.folder}/<class>/train|test/*.off" if fmt == "off" else f"{root / source.folder}/ply_data_*.h5 + shape_names.txt"
-    )
-    note = f" ({source.note})" if source.note else ""
-    return (
-        f"To install {name} by hand{note}: fetch {url} in a browser or on another machine, then either put the zip at "
-        f"{archive} and run this command again (it verifies and extracts it), or extract it yourself so that {layout} exists."
-    )
+    layout = "<class>/train|test/*.off" if fmt == "off" else "ply_data_*.h5"
+    note = " (any copy works)" if source.note else ""
+    return f"by hand: fetch the zip{note} elsewhere, put it at {archive} and rerun, or unzip it so {root / source.folder}/{layout} exists"
 
 
 def download_dataset(
@@ -195,8 +204,8 @@ def download_dataset(
         name: ``"modelnet40"`` or ``"modelnet10"``.
         fmt: ``"off"`` (Princeton's meshes) or ``"hdf5"`` (the ``modelnet40_ply_hdf5_2048`` release).
         url: a mirror instead of the official URL (its checksum is then not assumed).
-        md5: expected md5 of the archive (default: the official one where known).
-        keep_archive: keep the zip after extracting it.
+        md5: expected md5 of the archive (default: the official one where known); ``"none"`` skips the check.
+        keep_archive: keep the zip after extracting it (a zip the user placed there is always kept).
 
     Raises:
         DataError: unknown dataset/format, or a failed download with instructions to do it by hand.
@@ -210,21 +219,26 @@ def download_dataset(
     if root is None:  # data/modelnet40/ModelNet40, data/modelnet10/ModelNet10, data/modelnet40_ply_hdf5_2048
         root = Path("data") / key[0] if key[1] == "off" else Path("data")
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise DataError(f"{root}: --root must be a folder, this is a file")
+    if url is not None:
+        _check_url(url)
     folder = root / source.folder
     if folder.is_dir() and any(folder.iterdir()):
         return folder
     url = url or source.url
     md5 = md5 if md5 is not None else (source.md5 if url == source.url else None)
     archive = root / Path(PurePosixPath(source.url).name)
+    placed_by_user = archive.is_file()  # never deleted, whatever happens
     try:
         download_file(url, archive, md5=md5, progress=progress, timeout=timeout)
     except DataError as exc:
-        raise DataError(f"{exc}. {_manual_hint(name, fmt, source, url, root, archive)}") from exc
+        raise DataError(f"{exc}; {_manual_hint(name, fmt, source, url, root, archive)}") from exc
     safe_extract_zip(archive, root, progress=progress)
     if not folder.is_dir():
         found = ", ".join(sorted(p.name for p in root.iterdir() if p.is_dir())) or "nothing"
         raise DataError(f"{archive}: extracted, but it holds {found}, not {source.folder}/")
-    if not keep_archive:
+    if not keep_archive and not placed_by_user:
         archive.unlink()
     shutil.rmtree(root / "__MACOSX", ignore_errors=True)
     return folder

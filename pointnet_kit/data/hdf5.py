@@ -43,8 +43,15 @@ class HDF5Split:
     part_labels: np.ndarray | None = None  # (M, N) int64, from ``pid``
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return Path(path).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
+
+
 def read_class_names(path: Path) -> list[str]:
-    names = [line.strip() for line in Path(path).read_text().splitlines() if line.strip()]
+    names = [line.strip() for line in _read_text(path).splitlines() if line.strip()]
     if not names:
         raise DataError(f"{path}: no class names in it")
     return names
@@ -63,7 +70,7 @@ def hdf5_splits(root: str | Path) -> dict[str, list[Path]]:
     listings = [(p, p.name[: -len("_hdf5_file_list.txt")]) for p in sorted(root.glob("*_hdf5_file_list.txt"))]
     listings += [(p, p.name[: -len("_files.txt")]) for p in sorted(root.glob("*_files.txt"))]
     for listing, split in listings:
-        entries = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
+        entries = [line.strip() for line in _read_text(listing).splitlines() if line.strip()]
         files = [root / Path(entry).name for entry in entries]
         missing = [f.name for f in files if not f.is_file()]
         if missing:
@@ -116,6 +123,8 @@ def read_hdf5_split(
         try:
             with h5py.File(path, "r") as f:
                 data = f["data"]
+                if not all(isinstance(f.get(k), h5py.Dataset) for k in ("data", "label") + (("normal",) if "normal" in f else ())):
+                    raise DataError(f"{path}: 'data', 'label' (and 'normal') must be datasets, got {', '.join(f'{k}: {type(f.get(k)).__name__}' for k in f)}"[:300])
                 if data.ndim != 3 or data.shape[2] < 3 or "label" not in f:
                     raise DataError(f"{path}: expected 'data' (n, N, 3) and 'label', got data {data.shape}, keys {list(f)}")
                 if n_stored is not None and data.shape[1] != n_stored:
@@ -132,6 +141,12 @@ def read_hdf5_split(
     keep = n_stored if num_points is None else num_points
     if keep > n_stored:
         raise DataError(f"{root}: shapes have {n_stored} points, fewer than the {keep} asked for")
+    from .io import max_file_bytes  # the readers' limit: declared sizes are checked before allocating
+
+    need = total * keep * 3 * 4 * (2 if has_normals else 1)
+    if need > max_file_bytes():
+        raise DataError(f"{root}: the '{split}' split declares {total} shapes x {keep} points ({need >> 20} MiB), "
+                        f"more than the limit of {max_file_bytes() >> 20} MiB (raise POINTNET_KIT_MAX_FILE_MB if you mean it)")
     points = np.empty((total, keep, 3), np.float32)
     normals = np.empty((total, keep, 3), np.float32) if has_normals else None
     part_labels = np.empty((total, keep), np.int64) if has_parts else None

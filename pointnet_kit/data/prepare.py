@@ -15,15 +15,19 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
+import trimesh
 from tqdm import tqdm
 
 from ..errors import DataError
@@ -48,13 +52,23 @@ class MeshEntry:
     split: str
 
 
+MAX_POINTS = 1_000_000  # per shape: more would not fit any model or memory budget for a dataset
+
+
+def non_regular_off(src: str | Path) -> list[str]:
+    """``.off`` entries under ``src`` that are not regular files (broken links, FIFOs, folders), relative."""
+    src = Path(src)
+    return sorted(p.relative_to(src).as_posix() for p in src.rglob("*") if p.suffix.lower() == ".off" and not p.is_file()
+                  and not any(part.startswith((".", "__MACOSX")) for part in p.relative_to(src).parts))
+
+
 def discover_off(src: str | Path, default_split: str = "train") -> list[MeshEntry]:
-    """Every ``.off`` file under ``src`` with its class and split (see the module docstring), sorted."""
+    """Every ``.off`` regular file under ``src`` with its class and split (see the module docstring), sorted."""
     src = Path(src)
     entries = []
     for path in sorted(src.rglob("*")):
         if path.suffix.lower() != ".off" or not path.is_file():
-            continue
+            continue  # non-regular entries are reported by non_regular_off
         rel = path.relative_to(src)
         if any(part.startswith((".", "__MACOSX")) for part in rel.parts):
             continue  # macOS resource forks and hidden files that some zips carry
@@ -75,6 +89,8 @@ def _sample_one(task: tuple[str, int, bool, int, int]) -> tuple[np.ndarray, np.n
     path, num_points, normals, seed, oversample = task
     try:
         mesh = read_mesh(path)
+        # Sample a copy near the origin: float32 samples of far-from-origin coordinates lose their detail.
+        mesh = trimesh.Trimesh(mesh.vertices - mesh.bounds.mean(axis=0), mesh.faces, process=False)
         points, point_normals = sample_surface(mesh, num_points, normals=True, oversample=oversample, seed=seed, name=path)
         points = normalize_unit_sphere(points, name=path)
     except DataError as exc:
@@ -127,9 +143,10 @@ def prepare_off(
 ) -> dict[str, Any]:
     """Sample every OFF mesh under ``src`` into an HDF5 folder ``out`` (the release layout).
 
-    Broken meshes are skipped and listed in the returned report, which is also written to
-    ``out/prepare_report.json``. Points are area-weighted surface samples in random order,
-    normalised to the unit sphere.
+    Broken meshes (and ``.off`` entries that are not regular files) are skipped and listed in the
+    returned report, which is also written to ``out/prepare_report.json``; classes are those of the
+    meshes kept. Points are area-weighted surface samples in random order, normalised to the unit
+    sphere. The folder is built beside ``out`` and renamed into place, so ``out`` is never half written.
 
     Args:
         src: the OFF folder (see the module docstring for how classes and splits are read).
@@ -146,26 +163,81 @@ def prepare_off(
         DataError: no OFF files, an output folder that holds something else, or every mesh broken.
     """
     src, out = Path(src), Path(out)
+    if not 1 <= num_points <= MAX_POINTS:
+        raise DataError(f"--num-points must be in 1..{MAX_POINTS}, got {num_points}")
+    if not 1 <= oversample <= 64 or num_points * oversample > 16 * MAX_POINTS:
+        raise DataError(f"--fps must be in 1..64 and fps x num-points at most {16 * MAX_POINTS}, got {oversample} x {num_points}")
     if not src.is_dir():
         raise DataError(f"{src}: no such folder (expected a folder of .off meshes)")
-    entries = discover_off(src, default_split)
-    if not entries:
-        raise DataError(f"{src}: no .off files found (expected <class>/train|test/*.off or <class>_NNNN.off files)")
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out}: exists and is not a folder; choose another --out")
     if out.exists() and any(out.iterdir()) and not (out / REPORT_NAME).is_file():
         raise DataError(f"{out}: the output folder is not empty and was not made by 'data prepare'; choose another --out")
-    class_names = sorted({e.class_name for e in entries})
-    label_of = {name: i for i, name in enumerate(class_names)}
+    entries = discover_off(src, default_split)
+    irregular = [{"file": rel, "error": f"{src / rel}: not a regular file (broken link, FIFO or folder)"} for rel in non_regular_off(src)]
+    if not entries:
+        extra = f" ({len(irregular)} .off entries are not regular files)" if irregular else ""
+        raise DataError(f"{src}: no .off files found{extra} (expected <class>/train|test/*.off or <class>_NNNN.off files)")
     tasks = [(str(e.path), num_points, normals, _seed_for(seed, e.rel), oversample) for e in entries]
     start = time.perf_counter()
     results = list(parallel_map(_sample_one, tasks, workers, desc=f"prepare {src.name}", progress=progress))
     seconds = time.perf_counter() - start
-    skipped = [{"file": e.rel, "error": r} for e, r in zip(entries, results) if isinstance(r, str)]
+    skipped = irregular + [{"file": e.rel, "error": r} for e, r in zip(entries, results) if isinstance(r, str)]
     kept = [(e, r) for e, r in zip(entries, results) if not isinstance(r, str)]
     if not kept:
-        raise DataError(f"{src}: all {len(entries)} meshes are broken; first: {skipped[0]['error']}")
-    if out.exists():
-        for old in [*out.glob("ply_data_*"), *out.glob("*_files.txt"), out / "shape_names.txt"]:
-            old.unlink(missing_ok=True)
+        first = skipped[-1]
+        reason = first["error"].split(": ", 1)[-1]  # the error names the full path; the relative one is enough here
+        raise DataError(f"{src}: all {len(entries)} meshes are broken; first, {first['file']}: {reason}")
+    class_names = sorted({e.class_name for e, _ in kept})  # a broken mesh's name is not a class
+    label_of = {name: i for i, name in enumerate(class_names)}
+    with _replace_dir(out) as tmp:
+        splits = _write_splits(tmp, kept, class_names, label_of, normals)
+        used_workers = max(1, workers or os.cpu_count() or 1)
+        report = {
+            "source": str(src.resolve()),
+            "num_points": num_points,
+            "normals": normals,
+            "seed": seed,
+            "oversample": oversample,
+            "workers": used_workers,
+            "classes": class_names,
+            "splits": splits,
+            "meshes": len(entries) + len(irregular),
+            "prepared": len(kept),
+            "skipped": skipped,
+            "seconds": round(seconds, 3),
+            "shapes_per_second": round(len(entries) / seconds, 2) if seconds > 0 else None,
+            "shapes_per_second_per_core": round(len(entries) / seconds / used_workers, 2) if seconds > 0 else None,
+        }
+        (tmp / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+TMP_MARK = ".prepare-tmp-"
+
+
+@contextmanager
+def _replace_dir(out: Path) -> Iterator[Path]:
+    """A fresh folder beside ``out`` to write into; on success it replaces ``out`` (an earlier prepare,
+    or an empty folder), on failure it is removed. Orphans of killed runs are cleaned up first."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for orphan in out.parent.glob(f".{out.name}{TMP_MARK}*"):
+        shutil.rmtree(orphan, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}{TMP_MARK}", dir=out.parent))
+    try:
+        yield tmp
+        if out.exists() and any(out.iterdir()):  # an earlier prepare: move it aside, then swap
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}{TMP_MARK}old-", dir=out.parent))
+            os.replace(out, old / "old")
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)  # onto nothing or an empty folder
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_splits(out: Path, kept: list, class_names: list[str], label_of: dict[str, int], normals: bool) -> dict[str, int]:
     splits: dict[str, int] = {}
     for split in sorted({e.split for e, _ in kept}):
         chosen = [(e, r) for e, r in kept if e.split == split]
@@ -179,25 +251,7 @@ def prepare_off(
             ids=[e.rel for e, _ in chosen],
         )
         splits[split] = len(chosen)
-    used_workers = max(1, workers or os.cpu_count() or 1)
-    report = {
-        "source": str(src.resolve()),
-        "num_points": num_points,
-        "normals": normals,
-        "seed": seed,
-        "oversample": oversample,
-        "workers": used_workers,
-        "classes": class_names,
-        "splits": splits,
-        "meshes": len(entries),
-        "prepared": len(kept),
-        "skipped": skipped,
-        "seconds": round(seconds, 3),
-        "shapes_per_second": round(len(entries) / seconds, 2) if seconds > 0 else None,
-        "shapes_per_second_per_core": round(len(entries) / seconds / used_workers, 2) if seconds > 0 else None,
-    }
-    (out / REPORT_NAME).write_text(json.dumps(report, indent=2) + "\n")
-    return report
+    return splits
 
 
 def _fingerprint(entries: list[MeshEntry]) -> str:

@@ -95,9 +95,10 @@ def normalize_unit_sphere(points: np.ndarray, name: str = "points") -> np.ndarra
         points: ``(N, 3)`` or ``(B, N, 3)``, each cloud normalised on its own.
 
     Returns:
-        float32 array of the same shape.
+        float32 array of the same shape. The arithmetic is float64: far-from-origin (e.g. UTM)
+        coordinates would lose their detail if cast to float32 before centring.
     """
-    points = np.asarray(points, dtype=np.float32)
+    points = np.asarray(points, dtype=np.float64)
     centred = points - points.mean(axis=-2, keepdims=True)
     radius = np.linalg.norm(centred, axis=-1).max(axis=-1, keepdims=True)[..., None]
     if not np.all(np.isfinite(radius)) or np.any(radius <= 0):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import types
 import typing
@@ -212,6 +213,24 @@ def _merge(base: dict[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML would silently keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # SafeLoader itself refuses unhashable keys, with its own message
+            if key in seen:
+                raise ConfigError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1} "
+                                  f"(first at line {seen[key].start_mark.line + 1})")
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_override(text: str) -> dict[str, Any]:
     """``"train.lr=0.01"`` -> ``{"train": {"lr": 0.01}}``; values are parsed as YAML."""
     if "=" not in text:
@@ -247,6 +266,7 @@ def validate(config: Config) -> Config:
         (config.train.select_metric is None or config.train.select_metric.startswith("val_"),
          f"train.select_metric must name a validation metric, val_<metric> (e.g. val_oa), got {config.train.select_metric!r}"),
         (0.0 <= config.train.label_smoothing < 1.0, "train.label_smoothing must be in [0, 1)"),
+        *_range_checks(config),
     ]
     for ok, message in checks:
         if not ok:
@@ -256,7 +276,78 @@ def validate(config: Config) -> Config:
     if config.data.up_axis is not None and config.data.up_axis not in UP_AXES:
         raise ConfigError(f"data.up_axis must be x, y, z or null (the format's), got {config.data.up_axis!r}")
     build_batch_transforms(augmentation_specs(config))  # unknown augmentation names/arguments fail here
+    _check_model_kwargs(config.model)
     return config
+
+
+SEED_RANGE = 2**63  # torch.manual_seed takes a signed 64-bit integer
+
+
+def _range_checks(config: Config) -> list[tuple[bool, str]]:
+    """Values of the right type that cannot be meant."""
+    train, runtime, data = config.train, config.runtime, config.data
+    classes = data.classes
+    duplicates = sorted({c for c in classes if classes.count(c) > 1}) if classes is not None else []
+    return [
+        (train.grad_clip is None or train.grad_clip > 0, f"train.grad_clip must be > 0 or null, got {train.grad_clip}"),
+        (train.bn_momentum is None or 0.0 < train.bn_momentum <= 1.0, f"train.bn_momentum must be in (0, 1] or null, got {train.bn_momentum}"),
+        (0.0 < train.bn_momentum_decay <= 1.0, f"train.bn_momentum_decay must be in (0, 1], got {train.bn_momentum_decay}"),
+        (0.0 < train.bn_momentum_min <= 1.0, f"train.bn_momentum_min must be in (0, 1], got {train.bn_momentum_min}"),
+        (train.bn_momentum_step >= 1, f"train.bn_momentum_step must be >= 1, got {train.bn_momentum_step}"),
+        (all(math.isfinite(v) for v in (config.optim.lr, config.optim.weight_decay, config.optim.momentum)),
+         "optim.lr, optim.weight_decay and optim.momentum must be finite numbers"),
+        (config.optim.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {config.optim.weight_decay}"),
+        (0.0 <= config.optim.momentum < 1.0, f"optim.momentum must be in [0, 1), got {config.optim.momentum}"),
+        (0.0 < config.schedule.gamma <= 1.0, f"schedule.gamma must be in (0, 1], got {config.schedule.gamma}"),
+        (config.schedule.min_lr >= 0, f"schedule.min_lr must be >= 0, got {config.schedule.min_lr}"),
+        (config.schedule.warmup_epochs >= 0, f"schedule.warmup_epochs must be >= 0, got {config.schedule.warmup_epochs}"),
+        (runtime.num_threads is None or runtime.num_threads >= 1, f"runtime.num_threads must be >= 1 or null, got {runtime.num_threads}"),
+        (0 <= runtime.seed < SEED_RANGE, f"runtime.seed must be in [0, 2^63), got {runtime.seed}"),
+        (0 <= data.split_seed < SEED_RANGE, f"data.split_seed must be in [0, 2^63), got {data.split_seed}"),
+        (classes is None or len(classes) >= 2, f"data.classes must name at least 2 classes (or be null for all), got {classes}"),
+        (not duplicates, f"data.classes lists {', '.join(map(repr, duplicates))} more than once"),
+    ]
+
+
+DATA_KWARGS = ("num_classes", "in_channels")  # set from the data, never in model.kwargs
+
+
+def _check_model_kwargs(model: ModelConfig) -> None:
+    """``model.kwargs`` against the factory's signature (and, for ``**kwargs`` factories, the class it
+    builds), so a typo is a ConfigError listing what is accepted instead of a TypeError mid-run."""
+    import inspect
+
+    from ..models import registry
+
+    factories = getattr(registry, "_MODELS", {})
+    factory = factories.get(model.name)
+    if factory is None:
+        raise ConfigError(f"model.name {model.name!r} is not a registered model; available: {', '.join(sorted(factories))}")
+    given = [k for k in model.kwargs if k in DATA_KWARGS]
+    if given:
+        raise ConfigError(f"model.kwargs.{given[0]} is set from the data; remove it from model.kwargs")
+    accepted: set[str] = set()
+    targets = [factory]
+    try:
+        returned = typing.get_type_hints(factory).get("return")
+    except Exception:  # noqa: BLE001 - unresolvable annotations: check the factory alone
+        returned = None
+    if inspect.isclass(returned):
+        targets.append(returned.__init__)
+    for target in targets:
+        params = inspect.signature(target).parameters.values()
+        accepted |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    else:
+        return  # every level takes **kwargs: nothing to check against
+    accepted -= set(DATA_KWARGS)
+    unknown = [k for k in model.kwargs if k not in accepted]
+    if unknown:
+        close = difflib.get_close_matches(str(unknown[0]), sorted(accepted), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"model.kwargs.{unknown[0]} is not an argument of model {model.name!r}{hint}; "
+                          f"accepted: {', '.join(sorted(accepted)) or 'none'}")
 
 
 def augmentation_specs(config: Config, up_axis: str | None = None) -> list[dict[str, Any]]:
@@ -303,9 +394,13 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.load(path.read_bytes().decode("utf-8"), Loader=_UniqueKeyLoader) or {}
+        except ConfigError as exc:  # a duplicate key
+            raise ConfigError(f"{path}: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from exc
+            raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())[:200]}") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"{path} must hold a mapping of sections (model, data, optim, ...)")
         check_moved_keys(data, str(path))

@@ -86,16 +86,35 @@ def test_server_without_range_support_restarts_cleanly(server, tmp_path):
     assert (tmp_path / "big.bin").read_bytes() == PAYLOAD
 
 
-def test_corrupt_archive_in_place_is_fetched_again(server, tmp_path):
+def test_a_placed_file_that_fails_the_checksum_is_kept_and_explained(server, tmp_path):
     server.files["/big.bin"] = PAYLOAD
     (tmp_path / "big.bin").write_bytes(b"a truncated copy")
-    download_file(f"{server.base}/big.bin", tmp_path / "big.bin", md5=hashlib.md5(PAYLOAD).hexdigest())
-    assert (tmp_path / "big.bin").read_bytes() == PAYLOAD
+    expected, actual = hashlib.md5(PAYLOAD).hexdigest(), hashlib.md5(b"a truncated copy").hexdigest()
+    with pytest.raises(DataError, match=f"md5 is {actual}, expected {expected}.*--md5 {actual}") as info:
+        download_file(f"{server.base}/big.bin", tmp_path / "big.bin", md5=expected)
+    assert "\n" not in str(info.value)
+    assert (tmp_path / "big.bin").read_bytes() == b"a truncated copy"  # never deleted
+    assert download_file(f"{server.base}/big.bin", tmp_path / "big.bin", md5="none") == tmp_path / "big.bin"
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.org/a.zip", "not a url", "http://"])
+def test_only_http_urls(tmp_path, url):
+    with pytest.raises(DataError, match="not an http"):
+        download_file(url, tmp_path / "a.zip")
+    with pytest.raises(DataError, match="not an http"):
+        download_dataset("modelnet10", root=tmp_path, url=url)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_root_that_is_a_file(tmp_path):
+    (tmp_path / "passwd").write_text("root:x:0:0")
+    with pytest.raises(DataError, match="must be a folder"):
+        download_dataset("modelnet10", root=tmp_path / "passwd")
 
 
 def test_checksum_mismatch_removes_the_file(server, tmp_path):
     server.files["/big.bin"] = PAYLOAD
-    with pytest.raises(DataError, match="checksum mismatch .*expected 0123"):
+    with pytest.raises(DataError, match="checksum mismatch: md5 is [0-9a-f]{32}, expected 0123"):
         download_file(f"{server.base}/big.bin", tmp_path / "big.bin", md5="0123" + "0" * 28)
     assert list(tmp_path.iterdir()) == []
 
@@ -163,3 +182,11 @@ def test_download_dataset_end_to_end(server, tmp_path):
     assert not (tmp_path / "ModelNet10.zip").exists() and not (tmp_path / "__MACOSX").exists()
     server.files.clear()  # already there: no network needed
     assert download_dataset("modelnet10", root=tmp_path, url=f"{server.base}/ModelNet10.zip") == folder
+
+
+def test_an_archive_placed_by_hand_is_extracted_and_kept(tmp_path):
+    archive = make_zip({"ModelNet10/chair/train/chair_0001.off": b"OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 2\n"})
+    (tmp_path / "ModelNet10.zip").write_bytes(archive)
+    folder = download_dataset("modelnet10", root=tmp_path, md5=hashlib.md5(archive).hexdigest(), progress=False)
+    assert (folder / "chair" / "train" / "chair_0001.off").is_file()
+    assert (tmp_path / "ModelNet10.zip").read_bytes() == archive  # the user's file stays

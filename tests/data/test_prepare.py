@@ -91,7 +91,7 @@ def test_prepare_refuses_foreign_output_and_empty_source(off_tree, tmp_path):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "x_0001.off").write_text("OFF\n1 0 0\n")
-    with pytest.raises(DataError, match="all 1 meshes are broken; first: .*no faces"):
+    with pytest.raises(DataError, match="all 1 meshes are broken; first, .*: the mesh has no faces"):
         prepare_off(broken, tmp_path / "o2", workers=1)
 
 
