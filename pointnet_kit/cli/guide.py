@@ -113,3 +113,14 @@ def tensorboard_missing(stream: TextIO | None = None) -> bool:
         file=stream or sys.stderr,
     )
     return False
+
+
+def tensorboard_tag(key: str) -> str:
+    """Group a metrics.jsonl key into a TensorBoard section: ``val_oa`` -> ``val/oa``, ``train_loss`` -> ``train/loss``.
+
+    Keys of neither split (``lr``, ``seconds``, ``shapes_per_s``) go under ``train/``: they describe the training epoch.
+    """
+    for split in ("train", "val", "test"):
+        if key.startswith(split + "_"):
+            return f"{split}/{key[len(split) + 1:]}"
+    return f"train/{key}"

@@ -88,3 +88,17 @@ def test_render_comments_align_and_values_round_trip():
     config = load_config(None, ["train.augmentations=[{name: scale, low: 0.9}]", "data.root='a: b'"])
     text = render_config(config)
     assert yaml.safe_load(text) == config.to_dict()
+
+
+@pytest.mark.slow  # ~9 s: reads all of modelnet40_ply_hdf5_1024 before keeping two classes
+def test_train_by_config_name_from_outside_the_repository(shared_data, tmp_path, monkeypatch, capsys):
+    """The issue's check: a shipped config by name, real data, from a folder with no configs/ in it."""
+    monkeypatch.chdir(tmp_path)
+    status = main([
+        "train", "--config", "pointnet_modelnet40", f"data.root={shared_data / 'modelnet40_ply_hdf5_1024'}",
+        "train.epochs=1", "data.classes=[bowl, cup]", "data.num_points=32", "train.batch_size=16",
+        "runtime.progress=false", "runtime.tensorboard=false", "runtime.num_threads=1", "--out", "run",
+    ])
+    assert status == 0, capsys.readouterr().err
+    assert (tmp_path / "run" / "checkpoint_best.pt").is_file()
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["schedule"]["gamma"] == 0.7

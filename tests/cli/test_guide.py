@@ -80,3 +80,12 @@ def test_tensorboard_missing_warns_once_with_the_fix(monkeypatch):
     assert tensorboard_missing(stream) is False
     assert "pip install 'pointnet-kit[tensorboard]'" in stream.getvalue()
     assert stream.getvalue().count("\n") == 1
+
+
+def test_tensorboard_tags_are_grouped_by_split():
+    from pointnet_kit.cli.guide import tensorboard_tag
+
+    assert tensorboard_tag("val_oa") == "val/oa"
+    assert tensorboard_tag("val_instance_miou") == "val/instance_miou"
+    assert tensorboard_tag("train_loss") == "train/loss"
+    assert tensorboard_tag("lr") == "train/lr"
