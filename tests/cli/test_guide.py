@@ -25,6 +25,7 @@ def test_every_parser_refuses_abbreviations_and_shows_defaults():
     assert len(parsers) > 10
     for p in parsers:
         assert p.allow_abbrev is False, p.prog
+        assert p.format_help()  # every --help renders (a stray % in a help text would raise here)
         formatter = p._get_formatter()
         for action in p._actions:
             if _meaningful_default(action):  # every option whose default says something shows it
