@@ -24,7 +24,7 @@ import torch
 from pointnet_kit.data import build_batch_transforms, make_default_dataset, open_dataset
 from pointnet_kit.data.prepare import prepare_off
 
-DEFAULT_DATA = Path(os.environ.get("POINTNET_KIT_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DEFAULT_DATA = Path(os.environ.get("POINTNET_KIT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 AUGMENT = [{"name": n} for n in ("rotate_z", "scale", "shift", "jitter", "dropout", "shuffle")]
 
 

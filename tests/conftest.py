@@ -13,14 +13,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # spend more time waiting on each other than computing.
 torch.set_num_threads(1)
 
-SHARED_DATA = Path(os.environ.get("POINTNET_KIT_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+SHARED_DATA = Path(os.environ.get("POINTNET_KIT_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real ModelNet data beside the project; skip when absent."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data not found at {SHARED_DATA} (set POINTNET_KIT_SHARED_DATA)")
+        pytest.skip(f"real data not found at {SHARED_DATA}; point the tests at it with POINTNET_KIT_DATA=/path/to/shared/data")
     return SHARED_DATA
 
 

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from pointnet_kit import equivalence
-from pointnet_kit.cli import equivalence as equivalence_cli
 from pointnet_kit.cli.main import main
 from pointnet_kit.layers import SharedMLP
 
@@ -123,7 +122,7 @@ def test_no_tf32_turns_tf32_off_and_restores():
 def test_cli_exits_1_when_a_claim_fails(monkeypatch, capsys):
     good = equivalence.claim_class_maps(dtype=torch.float64)
     bad = dataclasses.replace(good, output_diff=1.0, passed=False)
-    monkeypatch.setattr(equivalence_cli, "run_all", lambda device, dtypes, seed: [good, bad])
+    monkeypatch.setattr(equivalence, "run_all", lambda device, dtypes, seed: [good, bad])
     assert main(["equivalence", "--device", "cpu"]) == 1
     assert "FAILED: 4a (float64)" in capsys.readouterr().out
 

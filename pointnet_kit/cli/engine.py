@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 from ..errors import PointNetKitError
+from ..utils import atomic_write_text
+from .guide import next_steps, tensorboard_missing
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--votes", type=int, default=1, help="average logits over N augmented copies (default 1)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto")
-    p.add_argument("--json", metavar="PATH", help="also write the full result as JSON ('-' for stdout only)")
+    p.add_argument("--json", action="store_true", help="print the full result as JSON instead of tables")
+    p.add_argument("--json-out", metavar="PATH", help="also write the full result as JSON to PATH")
     p.set_defaults(func=run_eval)
 
     p = subparsers.add_parser(
@@ -57,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "models that take the category)")
     p.add_argument("--out", metavar="FILE", help="segmentation, one input file: write 'x y z part' lines of the "
                    "sampled, normalized points")
+    p.add_argument("--votes", type=int, default=1, help="average over N rotations about the run's up axis")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0, help="seed of the surface sampling")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -64,13 +68,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "export",
-        help="export a checkpoint to ONNX or TorchScript (checked against PyTorch)",
-        description="Export the model of a checkpoint; the exported model takes points (B, N, C) for any B and N "
-        "and returns logits. Its outputs are checked against PyTorch on random input.",
+        help="export a checkpoint to ONNX or torch.export .pt2 (checked against PyTorch)",
+        description="Export the model of a checkpoint with its class names, number of points, up axis and "
+        "normalisation embedded; the exported model takes points (B, N, C) and returns logits. Its outputs are "
+        "checked against PyTorch on random input. 'pointnet-kit predict model.onnx FILE' runs it.",
     )
-    p.add_argument("checkpoint")
-    p.add_argument("--format", required=True, choices=["onnx", "torchscript"])
-    p.add_argument("--out", required=True, help="output file (.onnx / .pt)")
+    p.add_argument("checkpoint", help="checkpoint file or run directory (uses checkpoint_best.pt)")
+    p.add_argument("--format", default=None, choices=["pt2", "onnx"],
+                   help="pt2 (torch.export) or onnx; default: from --out's suffix")
+    p.add_argument("--out", required=True, help="output file (.pt2 / .onnx)")
     p.set_defaults(func=run_export)
 
 
@@ -94,8 +100,11 @@ def run_train(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         if (out / "checkpoint_last.pt").exists():
             raise PointNetKitError(f"{out} already holds a run; use --resume {out} or another --out")
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    if config.runtime.tensorboard and main_process:
+        tensorboard_missing()
     summary = train(config, out, resume=out if args.resume else None)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if main_process:
         best, final = summary["best"], summary["final"]
         show = lambda record: " / ".join(f"{m} {record[f'val_{m}']:.4f}" for m in summary["metric_names"])  # noqa: E731
         print(
@@ -104,6 +113,7 @@ def run_train(args: argparse.Namespace) -> int:
             f"(validation split: {summary['splits']['val']['source']}); "
             f"{summary['train_shapes_per_s']:.0f} train shapes/s\nrun directory: {out}"
         )
+        print(next_steps(out, tensorboard=config.runtime.tensorboard))
     return 0
 
 
@@ -111,7 +121,9 @@ def run_eval(args: argparse.Namespace) -> int:
     from ..engine.evaluate import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.votes, args.batch_size, args.device)
-    if args.json == "-":
+    if args.json_out:
+        atomic_write_text(args.json_out, json.dumps(result, indent=2) + "\n")
+    if args.json:
         print(json.dumps(result, indent=2))
         return 0
     print(f"{result['model']} (epoch {result['epoch']}) on {result['data']}, split {result['split']}: {result['split_note']}")
@@ -136,21 +148,26 @@ def run_eval(args: argparse.Namespace) -> int:
         print("\nconfusion matrix (rows: true, columns: predicted):")
         for name, row in zip(names, result["confusion"]):
             print(f"  {name:<{width}} " + " ".join(f"{v:>4}" for v in row))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nwrote {args.json}")
+    if args.json_out:
+        print(f"\nwrote {args.json_out}")
     return 0
 
 
 def run_predict(args: argparse.Namespace) -> int:
     from ..engine.evaluate import predict_files
+    from ..engine.export import is_exported, predict_exported
 
     missing = [f for f in args.files if not Path(f).is_file()]
     if missing:
         raise PointNetKitError(f"file not found: {missing[0]}")
     if args.out and len(args.files) != 1:
         raise PointNetKitError(f"--out writes one file's points: give one input file, not {len(args.files)}")
-    results = predict_files(args.checkpoint, args.files, args.topk, args.device, args.seed, args.category)
+    if is_exported(args.checkpoint):
+        if args.category or args.out:
+            raise PointNetKitError("--category and --out need a checkpoint; an exported file classifies shapes")
+        results = predict_exported(args.checkpoint, args.files, args.topk, args.seed, args.votes)
+    else:
+        results = predict_files(args.checkpoint, args.files, args.topk, args.device, args.seed, args.category, args.votes)
     per_point = "parts" in results[0]
     if args.out:
         if not per_point:

@@ -6,11 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
-from ..equivalence import format_table, results_to_dict, run_all
 from ..errors import PointNetKitError
-from ..utils import resolve_device
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,6 +38,11 @@ def run(args: argparse.Namespace) -> int:
 
 def equivalence(device: str = "auto", json_path: Path | None = None, seed: int = 0) -> int:
     """Print the claims table; write JSON if asked. Returns the exit status: 0 if all hold, else 1."""
+    import torch  # here, not at the top: `pointnet-kit --help` must not import torch
+
+    from ..equivalence import format_table, results_to_dict, run_all
+    from ..utils import resolve_device
+
     resolved = resolve_device(device)
     dtypes = (torch.float32, torch.float64)
     if resolved.type == "mps":  # MPS has no float64

@@ -27,15 +27,19 @@ import sys
 import typing
 from typing import Sequence
 
-from .. import __version__
+from .. import __version__  # the package __init__ is lazy: no torch here
 from ..errors import PointNetKitError
+from .guide import HelpFormatter, finish_parser
 
 # Each module defines ``register(subparsers)``, which adds its subcommand(s) with ``func=...``.
+# They import torch/numpy/open3d inside their functions only, so --help and --version stay fast.
 COMMAND_MODULES = [
     "pointnet_kit.cli.equivalence",
     "pointnet_kit.cli.data",
     "pointnet_kit.cli.engine",
     "pointnet_kit.cli.viz",
+    "pointnet_kit.cli.config",
+    "pointnet_kit.cli.completion",
 ]
 
 EXIT_OK, EXIT_BUG, EXIT_USER, EXIT_SYSTEM, EXIT_INTERRUPT, EXIT_PIPE = 0, 1, 2, 3, 130, 141
@@ -129,13 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="PointNet point cloud toolkit: train, evaluate, visualize, and see why 1x1 conv == FC.",
         epilog="Exit codes: 0 ok, 1 internal error (traceback saved to a file), 2 bad input (arguments, config, "
         "data, checkpoint), 3 system refused (permissions, read-only or full disk, out of memory), 130 interrupted.",
+        formatter_class=HelpFormatter,
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"pointnet-kit {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks instead of one-line errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
-    return parser
+    return finish_parser(parser)  # every subparser: no prefix abbreviations, defaults shown
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """Typed run configuration: dataclasses loaded from YAML, with dotted ``key=value`` overrides.
 
 The defaults are the built-in default job (``pointnet-kit train`` with no config: PointNet on the
-embedded dataset, a few minutes on a CPU); ``configs/*.yaml`` hold the published recipes.
+embedded dataset, a few minutes on a CPU); ``pointnet_kit/configs/*.yaml`` (shipped in the wheel, and
+linked as ``configs/`` at the repository root) hold the published recipes, reachable by name.
 
 Unknown keys and wrong types are :class:`ConfigError`; the resolved config is saved with every run
 and inside every checkpoint.
@@ -42,6 +43,7 @@ class DataConfig:
     """Points per shape (the default job's 128 keeps it to minutes on a CPU; the paper uses 1024).
     The one default of the package: everything else reads the run's value from its DataSpec."""
     use_normals: bool = False
+    """Feed per-point normals too (6 input channels); the data must have them."""
     up_axis: str | None = None
     """The shapes' up axis, ``x``/``y``/``z``; ``null`` takes the format's (``z`` for ModelNet OFF
     meshes, ../shared data, class folders and the embedded datasets; ``y`` for ShapeNetPart,
@@ -52,6 +54,7 @@ class DataConfig:
     val_fraction: float = 0.1
     """Share of each class carved from train for validation (model selection never sees test)."""
     split_seed: int = 0
+    """Seed of the stratified train/validation split."""
 
 
 @dataclass
@@ -59,7 +62,9 @@ class OptimConfig:
     name: str = "adam"
     """``adam``, ``adamw`` or ``sgd``."""
     lr: float = 1e-3
+    """Base learning rate (reached after warmup, then decayed by the schedule)."""
     weight_decay: float = 0.0
+    """L2 penalty (decoupled for ``adamw``)."""
     momentum: float = 0.9
     """SGD only."""
 
@@ -69,29 +74,41 @@ class ScheduleConfig:
     name: str = "step"
     """``step`` (multiply by ``gamma`` every ``step_size`` epochs), ``cosine`` or ``constant``."""
     step_size: int = 4
+    """Epochs between two ``step`` decays."""
     gamma: float = 0.5
+    """Factor of each ``step`` decay."""
     min_lr: float = 1e-5
     """Floor of the learning rate (step and cosine)."""
     warmup_epochs: int = 0
+    """Epochs of linear warmup (epoch e of W runs at ``lr * (e + 1) / (W + 1)``; 0: none)."""
 
 
 @dataclass
 class TrainConfig:
     epochs: int = 8
+    """Epochs to train (``--resume`` continues up to this number)."""
     batch_size: int = 32
     """Global batch: split across processes under torchrun."""
     eval_batch_size: int = 256
+    """Batch size for validation and evaluation."""
     drop_last: bool = True
+    """Skip the last incomplete training batch of each epoch."""
     label_smoothing: float = 0.0
+    """Cross-entropy label smoothing in [0, 1)."""
     augmentations: list[dict[str, Any]] = field(
         default_factory=lambda: [{"name": "rotate_z"}, {"name": "jitter", "sigma": 0.01, "clip": 0.05}]
     )
+    """Batched training augmentations, in order, as ``{name: ..., option: value}``."""
     bn_momentum: float | None = 0.5
     """PyTorch BatchNorm momentum at epoch 0, decayed like the paper's BN decay; ``null`` keeps 0.1."""
     bn_momentum_decay: float = 0.5
+    """Factor applied to the BatchNorm momentum every ``bn_momentum_step`` epochs."""
     bn_momentum_step: int = 20
+    """Epochs between two BatchNorm momentum decays."""
     bn_momentum_min: float = 0.01
+    """Floor of the decayed BatchNorm momentum."""
     grad_clip: float | None = None
+    """Clip the gradient norm to this value; ``null``: no clipping."""
     select_metric: str | None = None
     """Validation metric that picks ``checkpoint_best.pt``, ``val_<metric>`` of the task (``val_oa``,
     ``val_macc``; ``val_instance_miou``, ``val_category_miou``, ``val_point_acc``); ``null``: the
@@ -105,7 +122,9 @@ class RuntimeConfig:
     amp: str = "auto"
     """``auto`` (bf16 autocast on CUDA, off elsewhere), ``bf16``, ``fp16`` or ``off``."""
     compile: bool = False
+    """Run the model through ``torch.compile``."""
     seed: int = 0
+    """Seed of weights, batch order and augmentation."""
     num_threads: int | None = None
     """CPU threads for PyTorch; ``null`` leaves PyTorch's default."""
     progress: bool = True
@@ -117,11 +136,17 @@ class RuntimeConfig:
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
+    """Which model and its extra arguments."""
     data: DataConfig = field(default_factory=DataConfig)
+    """Which data and how the model sees it."""
     optim: OptimConfig = field(default_factory=OptimConfig)
+    """The optimizer."""
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    """The learning-rate schedule, stepped once per epoch."""
     train: TrainConfig = field(default_factory=TrainConfig)
+    """Training loop, loss and augmentation."""
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    """Device, precision, seed and logging."""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -386,13 +411,38 @@ def config_from_dict(data: Mapping[str, Any] | None = None, overrides: Sequence[
     return validate(_build(Config, merged))
 
 
+# --- shipped configs ------------------------------------------------------------------------------
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+"""The configs shipped inside the package (package data)."""
+
+
+def list_configs() -> list[str]:
+    """Names of the shipped configs (``pointnet_modelnet40``, ...), sorted."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+
+
+def resolve_config(name_or_path: str | os.PathLike) -> Path:
+    """A YAML file path as given, or a shipped config by name (``pointnet_modelnet40[.yaml]``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = CONFIG_DIR / (path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml")
+    if path.parent == Path(".") or path.parent.name == "configs":  # a name, or configs/NAME.yaml elsewhere
+        if shipped.is_file():
+            return shipped
+    close = difflib.get_close_matches(path.stem, list_configs(), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ConfigError(
+        f"config not found: {name_or_path}{hint}; give a YAML file or a shipped config: {', '.join(list_configs())}"
+    )
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> Config:
-    """Load ``configs/NAME.yaml`` (or the defaults when ``path`` is None) and apply overrides."""
+    """Load a YAML file or a shipped config by name (or the defaults when ``path`` is None) and apply overrides."""
     data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
+        path = resolve_config(path)
         try:
             data = yaml.load(path.read_bytes().decode("utf-8"), Loader=_UniqueKeyLoader) or {}
         except ConfigError as exc:  # a duplicate key

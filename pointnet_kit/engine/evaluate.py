@@ -156,8 +156,11 @@ def predict_files(
     device: str = "auto",
     seed: int = 0,
     category: str | None = None,
+    votes: int = 1,
 ) -> list[dict[str, Any]]:
     """Predict on mesh / point cloud files; each is sampled and normalized as in training.
+
+    With ``votes > 1`` the logits are averaged over that many test-time augmentations (as ``eval --votes``).
 
     Classification: ``{"file", "predictions": [{"class", "prob"}, ...]}`` (top ``topk``).
     Part segmentation: ``{"file", "category", "points" (N, 3) array, "parts" (N,) array,
@@ -176,8 +179,13 @@ def predict_files(
         batch["labels"] = torch.full((len(files),), spec.class_names.index(category), dtype=torch.long, device=dev)
     elif model.num_categories > 0:
         raise PointNetKitError(f"this model takes the shape category: pass --category (one of {', '.join(spec.class_names)})")
-    amp = checkpoint_config(ckpt).runtime.amp
-    logits = predict_logits(model, clouds, amp=amp, category=category_input(model, batch))
+    if votes < 1:
+        raise PointNetKitError(f"--votes must be >= 1, got {votes}")
+    config = checkpoint_config(ckpt)
+    logits = sum(
+        predict_logits(model, clouds, amp=config.runtime.amp, transform=t, category=category_input(model, batch))
+        for t in vote_transforms(config, votes, seed, spec.up_axis)
+    ) / votes
     if logits.dim() == 2:  # one label per shape
         probs = logits.softmax(dim=1)
         top = probs.topk(min(topk, probs.shape[1]), dim=1)

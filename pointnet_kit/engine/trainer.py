@@ -325,7 +325,7 @@ class Trainer:
                 if writer is not None:
                     for key, v in record.items():
                         if key != "epoch":
-                            writer.add_scalar(key, v, epoch + 1)
+                            writer.add_scalar(tensorboard_tag(key), v, epoch + 1)
             val_text = "  ".join(f"val_{m} {record[f'val_{m}']:.4f}" for m in self.task.metric_names)
             self.log(
                 f"epoch {epoch + 1:>3}/{cfg.train.epochs}  loss {record['train_loss']:.4f}  train acc {record['train_acc']:.4f}  "
@@ -382,6 +382,17 @@ def _progress(total: int, desc: str, enabled: bool):
 
     # disable=None turns the bar off when stderr is not a terminal.
     return tqdm(total=total, desc=desc, leave=False, disable=None if enabled else True, file=sys.stderr)
+
+
+def tensorboard_tag(key: str) -> str:
+    """Group a metrics.jsonl key into a TensorBoard section: ``val_oa`` -> ``val/oa``, ``train_loss`` -> ``train/loss``.
+
+    Keys of neither split (``lr``, ``seconds``, ``shapes_per_s``) go under ``train/``: they describe the training epoch.
+    """
+    for split in ("train", "val", "test"):
+        if key.startswith(split + "_"):
+            return f"{split}/{key[len(split) + 1:]}"
+    return f"train/{key}"
 
 
 def _tensorboard(out_dir: Path):

@@ -65,7 +65,7 @@ def test_trains_and_evaluates(tiny_run):
 
 def test_exports_to_onnx(tiny_run, tmp_path):
     pytest.importorskip("onnxruntime")
-    result = export_checkpoint(tiny_run[0] / "checkpoint_best.pt", tmp_path / "tiny.onnx", "onnx", num_points=64, check_points=(64, 37))
+    result = export_checkpoint(tiny_run[0] / "checkpoint_best.pt", tmp_path / "tiny.onnx", "onnx")
     assert result["max_rel_diff"] < 1e-5 and (tmp_path / "tiny.onnx").is_file()
 
 
