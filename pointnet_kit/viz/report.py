@@ -187,7 +187,8 @@ def write_report(
         try:
             from . import sources
 
-            _, _, dataset, probs = sources.predict_split(checkpoint, data=data, split="val", device=device)
+            result = sources.predict_split(checkpoint, data=data, split="val", device=device)
+            dataset, probs = result.dataset, result.probs
         except PointNetKitError as exc:
             notes.append(f"Confusion matrix and predictions left out: {exc}")
         else:

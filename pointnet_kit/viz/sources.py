@@ -5,6 +5,7 @@ the engine, so the figures stay free of I/O and tests have one place to substitu
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,20 +13,90 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import PointCloudDataset, read_mesh
+from ..data import PointCloudDataset, read_mesh, read_point_cloud
 from ..data import load_points as _load_points
 from ..data import open_dataset as _open_dataset
 from ..data.io import MESH_SUFFIXES
+from ..data.record import DataSpec
 from ..engine.evaluate import dataset_for_checkpoint
-from ..engine.trainer import predict_logits as _predict_logits
 from ..errors import DataError
 
-__all__ = ["load_points", "load_mesh", "open_dataset", "dataset_for_checkpoint", "predict_logits", "predict_split"]
+__all__ = [
+    "DISPLAY_POINTS",
+    "load_points",
+    "load_display_points",
+    "model_points",
+    "load_mesh",
+    "open_dataset",
+    "load_run",
+    "spec_of",
+    "dataset_for_checkpoint",
+    "predict_logits",
+    "predict_split",
+    "SplitPredictions",
+]
+
+DISPLAY_POINTS = 2048  # points drawn from a mesh (or at most from a cloud file) unless --num-points says otherwise
 
 
 def load_points(path: str | os.PathLike, num_points: int = 1024, seed: int = 0) -> np.ndarray:
     """``(num_points, 3)`` float32 points of any mesh or cloud file the data layer reads, normalised."""
     return _load_points(path, num_points=num_points, seed=seed, normalize=True)
+
+
+def load_display_points(path: str | os.PathLike, num_points: int | None = None, seed: int = 0) -> np.ndarray:
+    """The points of a file as drawn: ``(M, 3)`` float32, normalised to the unit sphere.
+
+    ``num_points`` defaults to :data:`DISPLAY_POINTS` for meshes and to the cloud's own count (at most
+    :data:`DISPLAY_POINTS`) for point cloud files, so a cloud is never padded with repeated points.
+    """
+    if num_points is None:
+        num_points = DISPLAY_POINTS
+        if load_mesh(path) is None:
+            num_points = min(DISPLAY_POINTS, len(read_point_cloud(path)[0]))
+    return load_points(path, num_points=num_points, seed=seed)
+
+
+def model_points(display: np.ndarray, num_points: int, seed: int = 0) -> np.ndarray:
+    """Indices ``(num_points,)`` of the drawn points the model sees: a seeded random subset, as the
+    datasets serve a random subset of their stored points (``display`` must hold at least ``num_points``)."""
+    if len(display) < num_points:
+        raise DataError(f"{len(display)} points drawn but the model sees {num_points}; raise --num-points")
+    return np.sort(np.random.default_rng(seed).permutation(len(display))[:num_points])
+
+
+def spec_of(ckpt: dict[str, Any]) -> DataSpec:
+    """The checkpoint's :class:`DataSpec`: its ``data_spec``, or for older checkpoints the one its
+    resolved config and class names describe."""
+    if ckpt.get("data_spec"):
+        return DataSpec.from_dict(ckpt["data_spec"])
+    from ..engine.datasets import data_config_from_checkpoint
+
+    data = data_config_from_checkpoint(ckpt)
+    channels = ["x", "y", "z"] + (["nx", "ny", "nz"] if data.use_normals else [])
+    task = "part_segmentation" if str(ckpt.get("model_name", "")).endswith("_seg") else "classification"
+    return DataSpec(
+        task=task,
+        num_points=data.num_points,
+        channels=channels,
+        up_axis=data.up_axis,
+        class_names=list(ckpt.get("class_names") or []),
+        source=str(data.root),
+    )
+
+
+def load_run(checkpoint: str | os.PathLike) -> tuple[nn.Module, DataSpec, dict[str, Any]]:
+    """A checkpoint's model (eval mode, CPU), its data spec and the checkpoint dict.
+
+    Goes through the engine's one reader (``engine.checkpoint.load_run``) where it exists.
+    """
+    from ..engine import checkpoint as C
+
+    if hasattr(C, "load_run"):
+        model, _task, spec, ckpt = C.load_run(checkpoint)
+        return model.eval(), spec, ckpt
+    model, ckpt = C.load_model(checkpoint)
+    return model.eval(), spec_of(ckpt), ckpt
 
 
 def load_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | None:
@@ -47,9 +118,29 @@ def open_dataset(root: str | os.PathLike, split: str = "train", num_points: int 
 def predict_logits(
     model: nn.Module, points: torch.Tensor, batch_size: int = 64, device: str | torch.device = "cpu"
 ) -> torch.Tensor:
-    """Logits ``(M, num_classes)`` (on the CPU) of ``points: (M, N, C)``, in batches, without gradients."""
+    """Logits ``(M, K)`` or ``(M, N, K)`` (on the CPU) of ``points: (M, N, C)``, in batches, without gradients."""
+    try:
+        from ..engine.inference import predict_logits as _predict_logits
+    except ImportError:  # before the engine's inference module: the trainer's
+        from ..engine.trainer import predict_logits as _predict_logits
+
     model = model.to(device)
     return _predict_logits(model, points.to(device), batch_size=batch_size).cpu()
+
+
+@dataclass
+class SplitPredictions:
+    """One split of a run's data with the model's outputs.
+
+    ``probs``: softmax outputs, ``(M, K)`` for classification or ``(M, N, K)`` per point for part
+    segmentation (over the ``dataset.num_points`` points the model saw).
+    """
+
+    model: nn.Module
+    spec: DataSpec
+    ckpt: dict[str, Any]
+    dataset: PointCloudDataset
+    probs: np.ndarray
 
 
 def predict_split(
@@ -58,18 +149,18 @@ def predict_split(
     split: str = "val",
     device: str = "auto",
     batch_size: int = 64,
-) -> tuple[nn.Module, dict[str, Any], PointCloudDataset, np.ndarray]:
-    """Load a checkpoint and one split of its data and classify it: ``(model, ckpt, dataset, probs (M, K))``.
+) -> SplitPredictions:
+    """Load a checkpoint and one split of its data and run the model on it.
 
     The split is the one the run used (same classes, points and validation carve-out).
     """
-    from ..engine.checkpoint import load_model
     from ..utils import resolve_device
 
-    model, ckpt = load_model(checkpoint)
+    model, spec, ckpt = load_run(checkpoint)
     dataset = dataset_for_checkpoint(ckpt, data=data, split=split)
     if len(dataset) == 0:
         raise DataError(f"the {split} split of the data is empty")
     points = dataset.as_tensors()["points"]
     logits = predict_logits(model, points, batch_size=batch_size, device=resolve_device(device))
-    return model, ckpt, dataset, torch.softmax(logits.float(), dim=1).numpy()
+    probs = torch.softmax(logits.float(), dim=-1).numpy()
+    return SplitPredictions(model, spec, ckpt, dataset, probs)

@@ -17,8 +17,7 @@ def _cloud(n: int = 256, seed: int = 0) -> torch.Tensor:
 
 
 def _global(model, points: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return model(points.unsqueeze(0))["global_feature"][0]
+    return F.features_of(model, points)["global_feature"][0]
 
 
 @pytest.fixture(scope="module")
@@ -87,18 +86,16 @@ def test_max_pool_wins_counts_each_dimension_once(pointnet):
 
 def test_layer_features_match_the_model(pointnet):
     points = _cloud(seed=5)
-    names = F.layer_names(pointnet)
+    names = F.layer_names(pointnet, points)
     assert names == ["mlp1.0", "mlp1.1", "mlp2.0", "mlp2.1", "mlp2.2"]
-    widths = F.layer_widths(pointnet)
+    widths = {"mlp1.0": 64, "mlp1.1": 64, "mlp2.0": 64, "mlp2.1": 128, "mlp2.2": 1024}
     feats = F.layer_features(pointnet, points, names)
     for name in names:
         assert feats[name].shape == (1, widths[name], 256)
         assert (feats[name] >= 0).all()  # after ReLU
-    with torch.no_grad():
-        out = pointnet(points.unsqueeze(0), return_features=True)
+    out = F.features_of(pointnet, points)
     torch.testing.assert_close(feats["mlp2.2"], out["point_features"], rtol=0, atol=0)
-    # The feature transform sits between mlp1 and mlp2, so mlp1's output is not local_feature.
-    assert not torch.allclose(feats["mlp1.1"], out["local_feature"])
+    torch.testing.assert_close(out["point_features"].amax(dim=2), out["global_feature"], rtol=0, atol=0)
 
 
 def test_input_transform_is_the_models(pointnet):
@@ -123,5 +120,5 @@ def test_bad_requests_are_clear_errors(pointnet):
         F.upper_bound_shape(pointnet, torch.zeros(10, 6, dtype=torch.float64))
     with pytest.raises(PointNetKitError, match="resolution"):
         F.bounding_grid(points, 1)
-    with pytest.raises(PointNetKitError, match="no PointNet encoder"):
-        F.layer_names(torch.nn.Linear(3, 3))
+    with pytest.raises(PointNetKitError, match="does not implement forward_features"):
+        F.features_of(torch.nn.Linear(3, 3).eval(), points)
