@@ -368,6 +368,7 @@ def run_critical(args: argparse.Namespace) -> int:
         upper,
         sets["global"].cpu().numpy() if "global" in sets else None,
         title=title,
+        grid_points=args.resolution**3,
     )
     _output(panels, args, f"critical_{_slug(Path(args.file).stem)}.png")
     return 0

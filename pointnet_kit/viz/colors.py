@@ -12,6 +12,7 @@ CLOUD = (0.20, 0.45, 0.78)  # plain clouds; the renderer darkens far points for 
 MESH = (0.62, 0.68, 0.78)
 NONE = (0.80, 0.80, 0.80)  # points with nothing to show (zero max-pool wins)
 CONTEXT = (0.84, 0.84, 0.84)  # points drawn only so the shape reads (the model did not see them)
+SEEN = (0.20, 0.20, 0.24)  # the points the model sees, over context
 CRITICAL = (0.85, 0.20, 0.15)
 CRITICAL_TNET = (0.95, 0.66, 0.15)  # critical only for a T-Net's max pool
 UPPER_BOUND = (0.20, 0.45, 0.80)

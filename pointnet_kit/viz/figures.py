@@ -37,6 +37,10 @@ def nearest_values(points: np.ndarray, sources: np.ndarray, values: np.ndarray) 
     return np.asarray(values)[nearest]
 
 
+CONTEXT_SCALE = 0.6  # point size of context points (drawn so the shape reads) relative to the renderer's
+HIGHLIGHT_SCALE = 1.5  # point size of the points a figure is about, drawn over context
+
+
 @dataclass
 class Panels:
     """What a figure shows, before rendering.
@@ -226,10 +230,12 @@ def heatmap_panels(
         shown = np.zeros(len(points), dtype=bool)
         shown[seen[positive]] = True
     clouds: list[Geometry] = []
-    if not shown.all():
-        clouds.append(Cloud(points[~shown], np.tile(C.NONE, (int((~shown).sum()), 1))))
+    scale = 1.0
+    if not shown.all():  # the rest small and light, so the few coloured points stand out
+        clouds.append(Cloud(points[~shown], np.tile(C.NONE, (int((~shown).sum()), 1)), CONTEXT_SCALE, False))
+        scale = HIGHLIGHT_SCALE
     order = np.flatnonzero(shown)[np.argsort(drawn_values[shown], kind="stable")]  # highest drawn last, on top
-    clouds.append(Cloud(points[order], C.scalar_colors(drawn_values[order], cmap, lo, hi, log=log)))
+    clouds.append(Cloud(points[order], C.scalar_colors(drawn_values[order], cmap, lo, hi, log=log), scale))
     return Panels(
         scenes=[clouds],
         captions=None if caption is None else [caption],
@@ -319,6 +325,7 @@ def critical_panels(
     upper_bound: np.ndarray,
     global_winners: np.ndarray | None = None,
     title: str | None = None,
+    grid_points: int | None = None,
 ) -> Panels:
     """Input | critical points | upper-bound shape, side by side with one shared camera, and a legend.
 
@@ -328,13 +335,14 @@ def critical_panels(
         upper_bound: ``(U, 3)`` upper-bound points.
         global_winners: optional indices into the seen points (a subset of ``critical``) that win
             the global max pool; the other critical points (needed by the T-Nets' pools) get their own colour.
+        grid_points: how many grid points the upper-bound shape was chosen from (said in its caption).
     """
     points = np.asarray(points)[:, :3]
     seen_points = points[np.asarray(seen, dtype=np.int64)]
     upper_bound = np.asarray(upper_bound).reshape(-1, 3)
     critical = np.asarray(critical, dtype=np.int64)
     colors = np.tile(C.CRITICAL, (len(critical), 1))
-    legend: list[tuple[Color, str]] = []
+    legend: list[tuple[Color, str]] = [(C.SEEN, f"the {len(seen_points)} points the model sees")]
     if global_winners is not None:
         main = np.isin(critical, global_winners)
         colors[~main] = C.CRITICAL_TNET
@@ -347,18 +355,24 @@ def critical_panels(
         caption = f"critical points ({len(critical)})"
         legend.append((C.CRITICAL, f"critical: wins a max-pool dimension ({len(critical)})"))
     legend.append((C.UPPER_BOUND, "upper bound: grid points that leave the global feature unchanged"))
-    context = np.tile(C.CONTEXT, (len(points), 1))
+    seen = np.asarray(seen, dtype=np.int64)
+
+    def context(drop: np.ndarray) -> Cloud:  # the drawn points except ``drop``, small and light
+        rest = np.setdiff1d(np.arange(len(points)), drop)
+        return Cloud(points[rest], np.tile(C.CONTEXT, (len(rest), 1)), CONTEXT_SCALE, False)
+
     input_caption = f"input ({len(seen_points)} points seen)"
     if len(points) != len(seen_points):
         legend.insert(0, (C.CONTEXT, f"the file's other points, drawn for context ({len(points)} in all)"))
         input_caption = f"input ({len(seen_points)} of {len(points)} points seen)"
+    upper_caption = f"upper-bound shape ({len(upper_bound)}" + (f" of {grid_points})" if grid_points else ")")
     return Panels(
         scenes=[
-            [Cloud(points, context), Cloud(seen_points)],
-            [Cloud(points, context), Cloud(seen_points[critical], colors)],
+            [context(seen), Cloud(seen_points, np.tile(C.SEEN, (len(seen_points), 1)), HIGHLIGHT_SCALE)],
+            [context(seen[critical]), Cloud(seen_points[critical], colors, point_scale=HIGHLIGHT_SCALE)],
             [Cloud(upper_bound, np.tile(C.UPPER_BOUND, (len(upper_bound), 1)))],
         ],
-        captions=[input_caption, caption, f"upper-bound shape ({len(upper_bound)})"],
+        captions=[input_caption, caption, upper_caption],
         title=title,
         columns=3,
         # One camera, fitted to everything drawn, so the panels line up and nothing is clipped.
@@ -376,7 +390,7 @@ def describe_transform(matrix: np.ndarray) -> str:
     for i in range(3):
         axis = np.abs(u[:, i])
         name = "xyz"[int(axis.argmax())] if axis.max() > 0.9 else "a tilted axis"
-        parts.append(f"{name} x{s[i]:.2f}")
+        parts.append(f"{name} by {s[i]:.2f}")
     rotation = u @ vt  # polar decomposition: matrix = rotation-ish part times a stretch
     det = float(np.linalg.det(matrix))
     if np.linalg.det(rotation) < 0:
@@ -384,7 +398,7 @@ def describe_transform(matrix: np.ndarray) -> str:
     else:
         angle = np.degrees(np.arccos(np.clip((np.trace(rotation) - 1) / 2, -1.0, 1.0)))
         turn = f"turns {angle:.0f}°"
-    return f"input transform stretches {', '.join(parts)}; volume x{abs(det):.2f}; {turn}"
+    return f"input transform: stretches {', '.join(parts)} (volume ×{abs(det):.2f}) and {turn}"
 
 
 def transform_panels(

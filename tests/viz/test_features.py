@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from .viz_helpers import perturbed_pointnet
@@ -122,3 +123,26 @@ def test_bad_requests_are_clear_errors(pointnet):
         F.bounding_grid(points, 1)
     with pytest.raises(PointNetKitError, match="does not implement forward_features"):
         F.features_of(torch.nn.Linear(3, 3).eval(), points)
+
+
+def test_an_inactive_channel_is_named_with_the_active_ones():
+    from pointnet_kit.viz.figures import feature_map
+
+    model = perturbed_pointnet("pointnet")
+    bns = [m for m in model.encoder.mlp2.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    with torch.no_grad():  # channel 7 of mlp2.1 never fires: BN maps it to -1 before the ReLU
+        bns[1].weight[7], bns[1].bias[7] = 0.0, -1.0
+    points = _cloud(64, seed=7).numpy()
+    feats = F.layer_features(model, torch.from_numpy(points), ["mlp2.1"])["mlp2.1"][0]
+    active = torch.nonzero((feats != 0).any(dim=1)).flatten().tolist()
+    assert 7 not in active and 0 < len(active) < 128
+    with pytest.raises(PointNetKitError) as info:
+        feature_map(model, points, "channel", "mlp2.1", 7)
+    message = str(info.value)
+    assert message.startswith("channel 7 of mlp2.1 is inactive on this cloud")
+    listed = message.split(f"active channels ({len(active)} of 128): ")[1].split(", ")
+    expanded = [i for part in listed for i in (range(int(part.split("-")[0]), int(part.split("-")[-1]) + 1))]
+    assert expanded == active
+    shown = feature_map(model, points, "channel", "mlp2.1", active[0])
+    assert shown.values.shape == (64,) and np.any(shown.values != 0) and shown.layer == "mlp2.1"
+    assert feature_map(model, points, "norm").layer == "mlp2.2"  # the model's last layer by default

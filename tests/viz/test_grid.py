@@ -164,7 +164,7 @@ def test_critical_figure_shares_one_camera_and_has_a_legend(renderer):
     assert panels.captions == ["input (150 of 300 points seen)", "critical points (22)", "upper-bound shape (100)"]
     assert len(panels.fit) == 400
     colours = [c for c, _ in panels.legend]
-    assert colours == [C.CONTEXT, C.CRITICAL, C.UPPER_BOUND]
+    assert colours == [C.CONTEXT, C.SEEN, C.CRITICAL, C.UPPER_BOUND]
     image = figures.render_panels(panels, renderer)
     assert image.shape[1] >= 3 * renderer.width
     assert _has(image, C.CRITICAL)
@@ -172,7 +172,7 @@ def test_critical_figure_shares_one_camera_and_has_a_legend(renderer):
         assert _has(image[-len(panels.legend) * 30 :], colour, tolerance=20, count=10)
     split = figures.critical_panels(points, seen, np.arange(0, 150, 7), upper, global_winners=np.arange(0, 150, 14))
     assert split.captions[1] == "critical points (11 + 11)"
-    assert [c for c, _ in split.legend] == [C.CONTEXT, C.CRITICAL, C.CRITICAL_TNET, C.UPPER_BOUND]
+    assert [c for c, _ in split.legend] == [C.CONTEXT, C.SEEN, C.CRITICAL, C.CRITICAL_TNET, C.UPPER_BOUND]
     colors = split.scenes[1][1].colors
     assert (colors == C.CRITICAL).all(1).sum() == 11 and (colors == C.CRITICAL_TNET).all(1).sum() == 11
 
@@ -181,10 +181,10 @@ def test_transform_title_in_words_and_shared_camera():
     points = sphere(100)
     matrix = np.diag([2.0, 1.0, 0.5])
     panels = figures.transform_panels(points, points @ matrix, matrix)
-    assert panels.title == "input transform stretches x x2.00, y x1.00, z x0.50; volume x1.00; turns 0°"
+    assert panels.title == "input transform: stretches x by 2.00, y by 1.00, z by 0.50 (volume ×1.00) and turns 0°"
     np.testing.assert_array_equal(panels.scenes[0][0].colors, panels.scenes[1][0].colors)
     assert panels.fit is not None and len(panels.fit) == 200  # one camera: the scaling shows
     assert figures.transform_panels(points, points @ matrix, matrix, shared_camera=False).fit is None
     turn = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]) * 3
-    assert figures.describe_transform(turn).endswith("volume x27.00; turns 90°")
+    assert figures.describe_transform(turn).endswith("(volume ×27.00) and turns 90°")
     assert figures.describe_transform(np.diag([1.0, 1.0, -1.0])).endswith("mirrors")
