@@ -82,7 +82,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--split", choices=("val", "test", "train"), default="val", help="which shapes (default: the validation split)"
     )
     p.add_argument("--n", type=int, default=16, help="how many shapes (default 16)")
-    p.add_argument("--wrong-only", action="store_true", help="only mistakes, most confident first")
+    p.add_argument(
+        "--wrong-only",
+        action="store_true",
+        help="only mistakes, most confident first (segmentation: the shapes of lowest IoU first)",
+    )
     p.add_argument("--seed", type=int, default=0, help="which shapes")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda... (default auto)")
     p.add_argument("--batch-size", type=int, default=64, help="shapes per forward pass (default 64)")
@@ -137,6 +141,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     _add_common(p, 320)
     p.set_defaults(func=run_transform)
+
+    p = sub.add_parser(
+        "parts",
+        help="predicted parts of shapes, beside the ground truth when the file has labels",
+        description="Colour each point of FILE by the part a segmentation checkpoint predicts (legend: part "
+        "names), beside the ground truth and the wrong points when the file has part labels (ShapeNetPart "
+        ".pts with ../points_label/*.seg, or v0_normal .txt with a part column). The category comes from "
+        "the file's place in a ShapeNetPart tree, or --category.",
+    )
+    p.add_argument("checkpoint", help="part segmentation checkpoint file or run folder")
+    p.add_argument("files", nargs="+", metavar="FILE", help="shape files")
+    p.add_argument("--category", help="the shapes' category (default: from the ShapeNetPart tree)")
+    _add_num_points(p, "points drawn (default: all the file's); the model sees as many at a time as in training")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    _add_common(p, 320)
+    p.set_defaults(func=run_parts)
 
     p = subparsers.add_parser(
         "report",
@@ -311,6 +331,12 @@ def run_predictions(args: argparse.Namespace) -> int:
     result = sources.predict_split(args.checkpoint, args.data, args.split, args.device, args.batch_size)
     args.up = args.up or result.spec.up_axis
     dataset = result.dataset
+    if result.spec.task == "part_segmentation":
+        from ..viz.parts import seg_predictions_panels
+
+        panels = seg_predictions_panels(result, args.n, args.wrong_only, args.seed, args.num_points)
+        _output(panels, args, f"predictions_{args.split}{'_worst' if args.wrong_only else ''}.png")
+        return 0
     panels = predictions_panels(
         dataset.points[:, : args.num_points],
         dataset.labels,
@@ -385,6 +411,47 @@ def run_transform(args: argparse.Namespace) -> int:
     matrix = matrix.cpu().double().numpy()
     panels = transform_panels(drawn, drawn @ matrix, matrix, up=args.up, shared_camera=args.camera == "shared")
     _output(panels, args, f"transform_{_slug(Path(args.file).stem)}.png")
+    return 0
+
+
+def run_parts(args: argparse.Namespace) -> int:
+    from ..viz import parts as P
+    from ..viz import sources
+    from ..viz.figures import Panels
+    from ..viz.grid import vstack
+
+    _check_show(args)
+    _check_num_points(args)
+    model, spec, _ = sources.load_run(args.checkpoint)
+    if spec.task != "part_segmentation":
+        raise PointNetKitError(f"{args.checkpoint} is a {spec.task} checkpoint; viz parts needs a part segmentation one")
+    args.up = args.up or spec.up_axis
+    figures = []
+    for file in args.files:
+        sample = sources.read_part_file(file, spec)
+        category = args.category or sample.category
+        if category is None:
+            raise PointNetKitError(f"{file}: cannot tell its category from its folder; pass --category NAME")
+        parts = P.category_parts(spec, category)
+        keep = slice(None)
+        if args.num_points and args.num_points < len(sample.points):
+            keep = sources.model_points(sample.points, args.num_points, seed=args.seed)
+        points = sample.points[keep]
+        truth = None if sample.part_labels is None else sample.part_labels[keep]
+        logits = sources.predict_dense(model, points, spec.num_points, spec.class_names.index(category), args.seed)
+        title = f"{Path(file).name} ({category})"
+        figures.append(P.parts_panels(points, P.predict_parts(logits, parts), parts, spec.part_names, truth, title, spec.num_points))
+    name = f"parts_{_slug(Path(args.files[0]).stem)}.png" if len(args.files) == 1 else "parts.png"
+    if args.show:
+        scenes = [scene for f in figures for scene in f.scenes]
+        captions = [f"{f.title}: {c}" for f in figures for c in f.captions]
+        _output(Panels(scenes, captions), args, name)
+        return 0
+    from ..viz.figures import render_panels
+
+    with _renderer(args) as renderer:
+        images = [render_panels(f, renderer) for f in figures]
+    _save(vstack(images, gap=16) if len(images) > 1 else images[0], args.out, name)
     return 0
 
 

@@ -34,6 +34,9 @@ __all__ = [
     "predict_logits",
     "predict_split",
     "SplitPredictions",
+    "PartSample",
+    "read_part_file",
+    "predict_dense",
 ]
 
 DISPLAY_POINTS = 2048  # points drawn from a mesh (or at most from a cloud file) unless --num-points says otherwise
@@ -116,16 +119,42 @@ def open_dataset(root: str | os.PathLike, split: str = "train", num_points: int 
 
 
 def predict_logits(
-    model: nn.Module, points: torch.Tensor, batch_size: int = 64, device: str | torch.device = "cpu"
+    model: nn.Module,
+    points: torch.Tensor,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    category: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Logits ``(M, K)`` or ``(M, N, K)`` (on the CPU) of ``points: (M, N, C)``, in batches, without gradients."""
-    try:
-        from ..engine.inference import predict_logits as _predict_logits
-    except ImportError:  # before the engine's inference module: the trainer's
-        from ..engine.trainer import predict_logits as _predict_logits
+    """Logits ``(M, K)`` or ``(M, N, K)`` (on the CPU) of ``points: (M, N, C)``, in batches, without gradients.
 
+    ``category (M,)`` is passed to models that take the shape category (``num_categories > 0``).
+    Goes through the engine's ``predict_logits`` (the one inference path).
+    """
     model = model.to(device)
-    return _predict_logits(model, points.to(device), batch_size=batch_size).cpu()
+    points = points.to(device)
+    if not getattr(model, "num_categories", 0):
+        category = None
+    try:
+        from ..engine.inference import predict_logits as engine_predict
+    except ImportError:  # until the engine's inference module lands: the contract's forward, batched
+        return _contract_logits(model, points, batch_size, category)
+    if category is None:
+        return engine_predict(model, points, batch_size=batch_size).cpu()
+    return engine_predict(model, points, batch_size=batch_size, category=category.to(device)).cpu()
+
+
+@torch.no_grad()
+def _contract_logits(
+    model: nn.Module, points: torch.Tensor, batch_size: int, category: torch.Tensor | None
+) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(points), batch_size):
+        cat = None if category is None else category[start : start + batch_size].to(points.device)
+        out.append(model(points[start : start + batch_size], cat)["logits"].float().cpu())
+    model.train(was_training)
+    return torch.cat(out)
 
 
 @dataclass
@@ -160,7 +189,90 @@ def predict_split(
     dataset = dataset_for_checkpoint(ckpt, data=data, split=split)
     if len(dataset) == 0:
         raise DataError(f"the {split} split of the data is empty")
-    points = dataset.as_tensors()["points"]
-    logits = predict_logits(model, points, batch_size=batch_size, device=resolve_device(device))
+    batch = dataset.as_tensors()
+    logits = predict_logits(
+        model, batch["points"], batch_size=batch_size, device=resolve_device(device), category=batch["labels"]
+    )
     probs = torch.softmax(logits.float(), dim=-1).numpy()
     return SplitPredictions(model, spec, ckpt, dataset, probs)
+
+
+@dataclass
+class PartSample:
+    """One part-labelled shape file: ``points (N, 3)`` normalised, ``part_labels (N,)`` global part ids
+    or ``None``, and its ``category`` name when the file's place in a ShapeNetPart tree tells it."""
+
+    points: np.ndarray
+    part_labels: np.ndarray | None
+    category: str | None
+
+
+def _synset_categories(path: Path) -> dict[str, str]:
+    """``synsetoffset2category.txt`` of the tree ``path`` sits in (searched upwards): synset -> category."""
+    for folder in path.resolve().parents:
+        listing = folder / "synsetoffset2category.txt"
+        if listing.is_file():
+            pairs = (line.split() for line in listing.read_text().splitlines() if line.strip())
+            return {synset: name for name, synset, *_ in pairs}
+    return {}
+
+
+def read_part_file(path: str | os.PathLike, spec: DataSpec | None = None) -> PartSample:
+    """A ShapeNetPart shape: ``.pts`` (with ``../points_label/<name>.seg`` when present, per-category
+    part ids 1..k mapped to the spec's global ids) or a ``v0_normal`` ``.txt`` (``x y z nx ny nz part``,
+    global ids); any other file the data layer reads gives points without labels.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    categories = _synset_categories(path)
+    synset = path.parent.name if path.suffix.lower() == ".txt" else path.parent.parent.name
+    category = categories.get(synset)
+    labels = None
+    if path.suffix.lower() == ".pts":
+        points = np.loadtxt(path, dtype=np.float64, ndmin=2)[:, :3]
+        seg = path.parent.parent / "points_label" / f"{path.stem}.seg"
+        if seg.is_file() and spec is not None and category is not None and spec.category_parts:
+            local = np.loadtxt(seg, dtype=np.int64, ndmin=1)
+            if len(local) != len(points):
+                raise DataError(f"{seg}: {len(local)} labels for {len(points)} points in {path.name}")
+            parts = np.asarray(spec.category_parts.get(category) or [], dtype=np.int64)
+            if len(parts) and local.min() >= 1 and local.max() <= len(parts):
+                labels = parts[local - 1]
+    elif path.suffix.lower() == ".txt":
+        table = np.loadtxt(path, dtype=np.float64, ndmin=2)
+        if table.shape[1] < 7:
+            raise DataError(f"{path}: expected columns x y z nx ny nz part, got {table.shape[1]} columns")
+        points, labels = table[:, :3], table[:, 6].astype(np.int64)
+    else:
+        return PartSample(load_display_points(path), None, None)
+    from ..data import normalize_unit_sphere
+
+    return PartSample(normalize_unit_sphere(points).astype(np.float32), labels, category)
+
+
+@torch.no_grad()
+def predict_dense(
+    model: nn.Module,
+    points: np.ndarray,
+    num_points: int,
+    category: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Per-point logits ``(M, K)`` of every one of ``points (M, 3)``, the model seeing ``num_points`` at a time.
+
+    The points are split, in a seeded random order, into batch items of ``num_points`` (the last one
+    topped up with other points), so every point is predicted at the density the model was trained on.
+    """
+    m = len(points)
+    order = np.random.default_rng(seed).permutation(m)
+    items = -(-m // num_points)
+    padded = np.concatenate([order, order[: items * num_points - m]]) if items * num_points > m else order
+    while len(padded) < items * num_points:  # fewer points than one item: repeat
+        padded = np.concatenate([padded, order])[: items * num_points]
+    batch = torch.from_numpy(np.ascontiguousarray(points[padded].reshape(items, num_points, -1), dtype=np.float32))
+    cat = None if category is None else torch.full((items,), int(category), dtype=torch.long)
+    logits = predict_logits(model, batch, category=cat).reshape(items * num_points, -1).numpy()
+    out = np.empty((m, logits.shape[1]), dtype=np.float32)
+    out[padded] = logits  # repeated points get one of their (identical-input) predictions
+    return out

@@ -112,3 +112,79 @@ def install_contract_shim(monkeypatch=None) -> None:
                 cls.forward_features = contract_forward_features
             else:
                 monkeypatch.setattr(cls, "forward_features", contract_forward_features, raising=False)
+
+
+# ShapeNetPart's 16 categories and their global part ids (0-49), in the official order.
+SHAPENET_PARTS = {
+    "Airplane": 4, "Bag": 2, "Cap": 2, "Car": 4, "Chair": 4, "Earphone": 3, "Guitar": 3, "Knife": 2,
+    "Lamp": 4, "Laptop": 2, "Motorbike": 6, "Mug": 2, "Pistol": 3, "Rocket": 3, "Skateboard": 3, "Table": 3,
+}  # fmt: skip
+
+
+def shapenet_spec(num_points: int = 64):
+    """The DataSpec of a ShapeNetPart segmentation run (y up, 16 categories, 50 parts)."""
+    from pointnet_kit.data.record import DataSpec
+
+    category_parts, part_names, start = {}, [], 0
+    for name, count in SHAPENET_PARTS.items():
+        category_parts[name] = list(range(start, start + count))
+        part_names += [f"{name}/part{i + 1}" for i in range(count)]
+        start += count
+    return DataSpec(
+        task="part_segmentation",
+        num_points=num_points,
+        up_axis="y",
+        class_names=list(SHAPENET_PARTS),
+        part_names=part_names,
+        category_parts=category_parts,
+    )
+
+
+class TinySeg(torch.nn.Module):
+    """A part segmentation model on the contract, small enough to define in a test: a per-point MLP,
+    a max pool, and per-point logits from ``[point | global | category one-hot]``."""
+
+    task = "part_segmentation"
+
+    def __init__(self, num_classes: int = 50, in_channels: int = 3, num_categories: int = 16) -> None:
+        super().__init__()
+        self.num_classes, self.in_channels, self.num_categories = num_classes, in_channels, num_categories
+        self.point = torch.nn.Sequential(torch.nn.Conv1d(in_channels, 32, 1), torch.nn.ReLU())
+        self.head = torch.nn.Conv1d(64 + num_categories, num_classes, 1)
+
+    def forward_features(self, points: torch.Tensor, category: torch.Tensor | None = None) -> dict:
+        x = self.point(points.transpose(1, 2))  # (B, 32, N)
+        return {"global_feature": x.amax(dim=2), "point_features": x, "pooled": {"global": x}, "layers": {"point": x}}
+
+    def forward(self, points: torch.Tensor, category: torch.Tensor | None = None) -> dict:
+        feats = self.forward_features(points, category)
+        x, n = feats["point_features"], points.shape[1]
+        parts = [x, feats["global_feature"][:, :, None].expand(-1, -1, n)]
+        if self.num_categories:
+            onehot = torch.zeros(len(points), self.num_categories, device=points.device)
+            if category is not None:
+                onehot[torch.arange(len(points)), category] = 1.0
+            parts.append(onehot[:, :, None].expand(-1, -1, n))
+        return {"logits": self.head(torch.cat(parts, dim=1)).transpose(1, 2), "losses": {}}
+
+
+def register_tiny_seg() -> str:
+    """Register :class:`TinySeg` as ``viz_tiny_seg`` (once per process); returns the name."""
+    from pointnet_kit.models.registry import list_models, register_model
+
+    if "viz_tiny_seg" not in list_models():
+        register_model("viz_tiny_seg")(lambda **kwargs: TinySeg(**kwargs))
+    return "viz_tiny_seg"
+
+
+def seg_checkpoint(path, num_points: int = 64, seed: int = 0):
+    """A TinySeg checkpoint with a ShapeNetPart data spec; returns its path."""
+    from pointnet_kit import create_model
+    from pointnet_kit.engine.checkpoint import save_checkpoint
+
+    spec = shapenet_spec(num_points)
+    model = create_model(register_tiny_seg(), seed=seed, num_classes=50, in_channels=3, num_categories=16)
+    config = {"data": {"root": str(path.parent / "data"), "num_points": num_points, "up_axis": "y"}}
+    return save_checkpoint(
+        path, model, data_spec=spec.to_dict(), class_names=spec.class_names, task=spec.task, config=config
+    )
