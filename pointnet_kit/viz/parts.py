@@ -158,14 +158,18 @@ def seg_grid_panels(
     categories: Sequence[int],
     spec: DataSpec,
     title: str | None = None,
+    ious: Sequence[float] | None = None,
 ) -> Panels:
     """Shapes coloured by predicted part, captioned ``category: IoU ..`` (each shape's own palette:
-    the i-th part of its category in :data:`PART_COLORS` ``[i]``); the mistakes show in the caption's IoU."""
+    the i-th part of its category in :data:`PART_COLORS` ``[i]``).
+
+    ``ious``: the shapes' instance IoU as evaluated (default: computed from the drawn points).
+    """
     scenes, captions = [], []
-    for p, pred, true, c in zip(points, predicted, truth, categories):
+    for k, (p, pred, true, c) in enumerate(zip(points, predicted, truth, categories)):
         name = spec.class_names[int(c)]
         parts = category_parts(spec, name)
-        iou = float(part_ious(pred, true, parts).mean())
+        iou = float(part_ious(pred, true, parts).mean()) if ious is None else float(ious[k])
         scenes.append([Cloud(np.asarray(p)[:, :3], part_colors(pred, parts))])
         captions.append(f"{name}: IoU {iou:.0%}")
     return Panels(scenes=scenes, captions=captions, title=title)
@@ -214,4 +218,5 @@ def seg_predictions_panels(result, n: int = 16, worst: bool = False, seed: int =
         f"{'the ' + str(len(chosen)) + ' worst' if worst else str(len(chosen))} shown "
         f"({len(drawn[0])} points drawn, the model sees {dataset.num_points} at a time)"
     )
-    return seg_grid_panels(drawn, predicted, truth, dataset.labels[chosen], spec, title=title)
+    # Captions give the IoU as evaluated (on the points the model saw), the number the metrics report.
+    return seg_grid_panels(drawn, predicted, truth, dataset.labels[chosen], spec, title=title, ious=scores[chosen])
