@@ -172,7 +172,9 @@ def seg_grid_panels(
         iou = float(part_ious(pred, true, parts).mean()) if ious is None else float(ious[k])
         scenes.append([Cloud(np.asarray(p)[:, :3], part_colors(pred, parts))])
         captions.append(f"{name}: IoU {iou:.0%}")
-    return Panels(scenes=scenes, captions=captions, title=title)
+    most = max(len(category_parts(spec, spec.class_names[int(c)])) for c in categories)
+    legend = [(PART_COLORS[i], f"predicted part {i + 1} of the shape's category") for i in range(most)]
+    return Panels(scenes=scenes, captions=captions, title=title, legend=legend)
 
 
 def split_predicted_parts(result) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -345,24 +345,21 @@ def _segmentation_sections(result, checkpoint: Path, out: Path, n: int, size: in
     by_category = []
     for c in np.unique(dataset.labels):
         name = spec.class_names[int(c)]
-        by_category.append((name, int((dataset.labels == c).sum()), float(scores[dataset.labels == c].mean())))
-    category_table = "".join(
-        f"<tr><td>{html.escape(name)}</td><td class=num>{count}</td><td class=num>{miou:.1%}</td></tr>"
-        for name, count, miou in sorted(by_category, key=lambda r: r[2])
+        parts = " · ".join(
+            f"{html.escape(str(r['part']))} <span class=num>{r['iou']:.1%}</span>" for r in rows if r["category"] == name
+        )
+        by_category.append((name, int((dataset.labels == c).sum()), float(scores[dataset.labels == c].mean()), parts))
+    table = "".join(
+        f"<tr><td>{html.escape(name)}</td><td class=num>{count}</td><td class=num>{miou:.1%}</td><td>{parts}</td></tr>"
+        for name, count, miou, parts in sorted(by_category, key=lambda r: r[2])
     )
-    part_table = "".join(
-        f"<tr><td>{html.escape(str(r['category']))}</td><td>{html.escape(str(r['part']))}</td>"
-        f"<td class=num>{r['id']}</td><td class=num>{r['iou']:.1%}</td></tr>"
-        for r in sorted(rows, key=lambda r: r["iou"])
-    )
-    category_miou = float(np.mean([m for _, _, m in by_category]))
+    category_miou = float(np.mean([m for _, _, m, _ in by_category]))
     sections = [
         f"<h2>Per-category and per-part IoU (validation, {checkpoint.name})</h2>\n<p>Instance mIoU "
         f"{scores.mean():.1%} over {len(scores)} shapes, category mIoU {category_miou:.1%}; IoU over the parts of "
-        "each shape's own category, a part absent from both prediction and truth counting as 1. Worst first.</p>"
-        "\n<div class=cols><table class=grid><tr><th>category</th><th>shapes</th><th>mIoU</th></tr>"
-        f"{category_table}</table>\n<table class=grid><tr><th>category</th><th>part</th><th>id</th>"
-        f"<th>IoU</th></tr>{part_table}</table></div>"
+        "each shape's own category, a part absent from both prediction and truth counting as 1. Worst categories "
+        "first.</p>\n<table class=grid><tr><th>category</th><th>shapes</th><th>mIoU</th><th>IoU per part</th></tr>"
+        f"{table}</table>"
     ]
     panels = P.seg_predictions_panels(result, n=n, worst=True)
     save_png(render_panels(panels, size=size, view=_view(spec)), out / "mistakes.png")
