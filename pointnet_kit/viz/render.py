@@ -242,19 +242,40 @@ def cloud_colors(cloud: Cloud, depth: np.ndarray | None = None, depth_cue: float
     return np.clip(colors, 0.0, 1.0)
 
 
-def _to_open3d(o3d, geometry: Geometry, colors: np.ndarray | None = None):
+def shade_mesh(
+    vertices: np.ndarray, faces: np.ndarray, color: Sequence[float], view: View = View()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat, two-sided shading baked into per-vertex colours: ``(vertices (3F, 3), faces (F, 3), colors (3F, 3))``.
+
+    Open3D's legacy lights sit where its own camera would be, not ours, so with our fitted camera
+    upward faces came out dark; and faces wound inwards (common in ModelNet) are dark from the front.
+    Here a key light from above and in front of the camera and a headlight light each face by the
+    absolute value of its normal's cosine, so winding does not matter; every face gets its own three
+    vertices so edges stay sharp.
+    """
+    vertices = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    corners = vertices[faces]  # (F, 3, 3)
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    direction, up, right = view_basis(view)
+    key = 0.45 * direction + 0.8 * up + 0.35 * right
+    key /= np.linalg.norm(key)
+    light = 0.3 + 0.7 * np.abs(normals @ key) + 0.3 * np.abs(normals @ direction)  # (F,)
+    colors = np.clip(np.asarray(color, dtype=np.float64)[None] * light[:, None], 0.0, 1.0)
+    return corners.reshape(-1, 3), np.arange(3 * len(faces)).reshape(-1, 3), np.repeat(colors, 3, axis=0)
+
+
+def _to_open3d(o3d, geometry: Geometry, colors: np.ndarray | None = None, view: View = View()):
     if isinstance(geometry, Cloud):
         cloud = o3d.geometry.PointCloud(
             o3d.utility.Vector3dVector(np.asarray(geometry.points, np.float64).reshape(-1, 3))
         )
         cloud.colors = o3d.utility.Vector3dVector(cloud_colors(geometry) if colors is None else colors)
         return cloud
-    mesh = o3d.geometry.TriangleMesh(
-        o3d.utility.Vector3dVector(np.asarray(geometry.vertices, dtype=np.float64).reshape(-1, 3)),
-        o3d.utility.Vector3iVector(np.asarray(geometry.faces, dtype=np.int32).reshape(-1, 3)),
-    )
-    mesh.compute_vertex_normals()
-    mesh.paint_uniform_color(np.asarray(geometry.color, dtype=np.float64))
+    vertices, faces, shaded = shade_mesh(geometry.vertices, geometry.faces, geometry.color, view)
+    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(vertices), o3d.utility.Vector3iVector(faces.astype(np.int32)))
+    mesh.vertex_colors = o3d.utility.Vector3dVector(shaded)
     return mesh
 
 
@@ -361,13 +382,13 @@ class Renderer:
                 if isinstance(geometry, Cloud):
                     cue = self.depth_cue if geometry.depth_cue else 0.0
                     colors = cloud_colors(geometry, depth_of(geometry.points), cue)
-                vis.add_geometry(_to_open3d(o3d, geometry, colors), reset_bounding_box=True)
+                vis.add_geometry(_to_open3d(o3d, geometry, colors, self.view), reset_bounding_box=True)
             vis.reset_view_point(True)  # add_geometry only grows the view's bounding box; near/far planes follow it
             option = vis.get_render_option()
             option.background_color = np.asarray(self.background, dtype=np.float64)
             option.point_size = float(np.clip(self.point_size * scale * s, 1.0, 25.0))
             option.mesh_show_back_face = True
-            option.light_on = True
+            option.light_on = False  # meshes carry their own shading (shade_mesh); points are flat colours
             control = vis.get_view_control()
             with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
                 control.convert_from_pinhole_camera_parameters(camera, allow_arbitrary=True)
@@ -443,7 +464,7 @@ def show(
     drawables = []
     for scene, offset in zip(normalized, offsets):
         for geometry in scene:
-            drawables.append(_to_open3d(o3d, geometry).translate(offset))
+            drawables.append(_to_open3d(o3d, geometry, view=view).translate(offset))
     for i, title in enumerate(titles or []):
         print(f"[{i + 1}] {title}")
     vis = o3d.visualization.Visualizer()
@@ -459,6 +480,7 @@ def show(
         option = vis.get_render_option()
         option.point_size = point_size
         option.mesh_show_back_face = True
+        option.light_on = False  # meshes carry their own two-sided shading
         direction, up_vector, _ = view_basis(view)
         control = vis.get_view_control()
         control.set_up(up_vector)

@@ -253,3 +253,24 @@ def test_importing_viz_does_not_import_open3d_or_matplotlib():
         "assert 'open3d' not in sys.modules and 'matplotlib' not in sys.modules, 'eager import'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_upward_faces_are_lit_and_winding_does_not_matter(renderer):
+    import trimesh
+
+    box = trimesh.creation.box(extents=(2, 1.5, 0.6))
+    v, f = np.asarray(box.vertices), np.asarray(box.faces)
+    out, inward = renderer.render([R.Mesh(v, f)]), renderer.render([R.Mesh(v, f[:, ::-1])])
+    np.testing.assert_array_equal(out, inward)  # two-sided: faces wound inwards look the same
+    extrinsic, intrinsic = R.fit_camera(v, 96, 96, renderer.view)
+    top, side = R.project(np.array([[0, 0, 0.3], [0, -0.75, 0]]), extrinsic, intrinsic).round().astype(int)
+    brightness = out.astype(int).sum(axis=2)
+    assert brightness[top[1], top[0]] > brightness[side[1], side[0]] + 40  # the top face is the brightest
+
+
+def test_shade_mesh_gives_every_face_its_own_vertices():
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=float)
+    f = np.array([[0, 1, 2], [0, 1, 3]])
+    vertices, faces, colors = R.shade_mesh(v, f, (1.0, 1.0, 1.0))
+    assert vertices.shape == (6, 3) and faces.tolist() == [[0, 1, 2], [3, 4, 5]] and colors.shape == (6, 3)
+    assert np.all(colors[:3] == colors[0]) and not np.allclose(colors[0], colors[3])  # flat per face
