@@ -338,7 +338,7 @@ def run_predictions(args: argparse.Namespace) -> int:
         _output(panels, args, f"predictions_{args.split}{'_worst' if args.wrong_only else ''}.png")
         return 0
     panels = predictions_panels(
-        dataset.points[:, : args.num_points],
+        result.drawn(args.num_points),
         dataset.labels,
         result.probs,
         dataset.class_names,

@@ -37,7 +37,7 @@ def nearest_values(points: np.ndarray, sources: np.ndarray, values: np.ndarray) 
     return np.asarray(values)[nearest]
 
 
-CONTEXT_SCALE = 0.6  # point size of context points (drawn so the shape reads) relative to the renderer's
+CONTEXT_SCALE = 0.75  # point size of context points (drawn so the shape reads) relative to the renderer's
 HIGHLIGHT_SCALE = 1.5  # point size of the points a figure is about, drawn over context
 
 
@@ -82,7 +82,7 @@ def render_panels(
     if panels.colorbar is not None:
         tile = tiles[0]
         if panels.captions:
-            tile = label_below(tile, panels.captions[0], font_size=int(np.clip(tile.shape[1] // 24, 11, 18)))
+            tile = label_below(tile, panels.captions[0], font_size=int(np.clip(tile.shape[1] // 24, 11, 18)), lines=2)
         tile = hstack([tile, C.colorbar(tiles[0].shape[0], **panels.colorbar)], gap=4, align="top")
         image = pad(tile, top=6, right=6, bottom=6, left=6)
     else:
@@ -235,7 +235,12 @@ def heatmap_panels(
         clouds.append(Cloud(points[~shown], np.tile(C.NONE, (int((~shown).sum()), 1)), CONTEXT_SCALE, False))
         scale = HIGHLIGHT_SCALE
     order = np.flatnonzero(shown)[np.argsort(drawn_values[shown], kind="stable")]  # highest drawn last, on top
-    clouds.append(Cloud(points[order], C.scalar_colors(drawn_values[order], cmap, lo, hi, log=log), scale))
+    # No depth cue on a colour scale: a darkened yellow would read as another value.
+    clouds.append(Cloud(points[order], C.scalar_colors(drawn_values[order], cmap, lo, hi, log=log), scale, False))
+    if not spread and caption is not None:
+        caption += f"; grey: the other {int((~shown).sum())} drawn"
+    elif caption is not None and len(seen) < len(points):
+        caption += f", drawn on all {len(points)} (nearest seen point)"
     return Panels(
         scenes=[clouds],
         captions=None if caption is None else [caption],
@@ -290,7 +295,7 @@ def feature_map(
         pooled = F.max_pool_inputs(model, points_t)
         last = pooled["global"] if "global" in pooled else list(pooled.values())[-1]  # the one into global_feature
         wins = F.max_pool_wins(last)[0].cpu().numpy()
-        note = f"coloured: {int((wins > 0).sum())} of the {n} points the model sees win; grey: none"
+        note = f"coloured: {int((wins > 0).sum())} of the {n} points seen win"
         return FeatureMap(wins, f"max-pool dimensions won (of {last.shape[1]})", "max-pool wins per point", note, None)
     if map not in ("norm", "channel"):
         raise PointNetKitError(f"unknown feature map {map!r}; use wins, norm or channel")

@@ -207,14 +207,15 @@ def seg_predictions_panels(result, n: int = 16, worst: bool = False, seed: int =
     _, _, scores = split_predicted_parts(result)
     chosen = np.argsort(scores, kind="stable")[:n] if worst else choose_samples(dataset.labels, n, seed)
     drawn, predicted, truth = [], [], []
+    display = result.drawn(num_points)
     for i in chosen:
-        points = dataset.points[i, :num_points]
+        points = display[i]
         category = int(dataset.labels[i])
         parts = category_parts(spec, spec.class_names[category])
         logits = sources.predict_dense(result.model, points, dataset.num_points, category, seed)
         drawn.append(points)
         predicted.append(predict_parts(logits, parts))
-        truth.append(dataset.part_labels[i, :num_points])
+        truth.append(dataset.part_labels[i, : len(points)])
     title = (
         f"instance mIoU {scores.mean():.1%} over {plural(len(scores), 'shape')}; "
         f"{'the ' + str(len(chosen)) + ' worst' if worst else str(len(chosen))} shown "

@@ -321,7 +321,7 @@ def _classification_sections(result, checkpoint: Path, out: Path, n: int, size: 
     )
     if (predicted != dataset.labels).any():
         panels = predictions_panels(
-            dataset.points, dataset.labels, probs, dataset.class_names, n=n, wrong_only=True,
+            result.drawn(), dataset.labels, probs, dataset.class_names, n=n, wrong_only=True,
             seen_points=dataset.num_points,
         )  # fmt: skip
         save_png(render_panels(panels, size=size, view=_view(result.spec)), out / "mistakes.png")

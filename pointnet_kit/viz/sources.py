@@ -19,7 +19,7 @@ from ..data import open_dataset as _open_dataset
 from ..data.io import MESH_SUFFIXES
 from ..data.record import DataSpec
 from ..engine.evaluate import dataset_for_checkpoint
-from ..errors import DataError
+from ..errors import DataError, PointNetKitError
 
 __all__ = [
     "DISPLAY_POINTS",
@@ -170,6 +170,13 @@ class SplitPredictions:
     ckpt: dict[str, Any]
     dataset: PointCloudDataset
     probs: np.ndarray
+    display_points: np.ndarray | None = None  # (M, D, 3) the same shapes with all stored points, D >= N
+
+    def drawn(self, num_points: int | None = None) -> np.ndarray:
+        """``(M, D, 3)`` points to draw: all the data holds (or the first ``num_points``); the model saw
+        the first ``dataset.num_points`` of each."""
+        points = self.display_points if self.display_points is not None else self.dataset.points
+        return points[:, :num_points]
 
 
 def predict_split(
@@ -194,7 +201,32 @@ def predict_split(
         model, batch["points"], batch_size=batch_size, device=resolve_device(device), category=batch["labels"]
     )
     probs = torch.softmax(logits.float(), dim=-1).numpy()
-    return SplitPredictions(model, spec, ckpt, dataset, probs)
+    return SplitPredictions(model, spec, ckpt, dataset, probs, _display_points(ckpt, data, split, dataset))
+
+
+def _display_points(ckpt: dict[str, Any], data: str | None, split: str, dataset: PointCloudDataset) -> np.ndarray | None:
+    """The split's clouds with every stored point, when the loader trimmed them to what the model sees.
+
+    Used only when it provably holds the same shapes, whose first points are exactly the model's.
+    """
+    if dataset.points.shape[1] > dataset.num_points:
+        return None  # the dataset already holds more points than the model sees
+    import dataclasses
+
+    from ..engine.datasets import data_config_from_checkpoint, load_split
+
+    try:
+        full = load_split(dataclasses.replace(data_config_from_checkpoint(ckpt), num_points=None), split, root=data)
+    except (PointNetKitError, TypeError, ValueError):
+        return None
+    n = dataset.num_points
+    same = (
+        len(full) == len(dataset)
+        and np.array_equal(full.labels, dataset.labels)
+        and full.points.shape[1] > n
+        and np.array_equal(full.points[:, :n], dataset.points[:, :n])
+    )
+    return full.points if same else None
 
 
 @dataclass

@@ -174,3 +174,19 @@ def test_up_axis_comes_from_the_run(tmp_path, cloud_file):
     _, spec, _ = sources.load_run(path)
     assert (spec.up_axis, spec.num_points, spec.class_names) == ("y", 64, ["a", "b"])
 
+
+
+def test_predictions_draw_every_stored_point_while_the_model_sees_its_own(tmp_path):
+    from pointnet_kit.engine.checkpoint import save_checkpoint
+    from tests.engine.conftest import write_tiny_hdf5
+
+    from .viz_helpers import perturbed_pointnet
+
+    root = write_tiny_hdf5(tmp_path / "data", num_points=512)
+    config = {"data": {"root": str(root), "num_points": 128, "val_fraction": 0.25, "split_seed": 0}}
+    names = ["stick_x", "stick_z", "blob"]
+    ckpt = save_checkpoint(tmp_path / "c.pt", perturbed_pointnet(num_classes=3).float(), class_names=names, config=config)
+    result = sources.predict_split(ckpt, device="cpu")
+    assert result.dataset.num_points == 128 and result.drawn().shape[1] == 512
+    np.testing.assert_array_equal(result.drawn()[:, :128], result.dataset.as_tensors()["points"].numpy())
+    assert result.drawn(300).shape[1] == 300
