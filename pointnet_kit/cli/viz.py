@@ -424,7 +424,9 @@ def run_parts(args: argparse.Namespace) -> int:
     _check_num_points(args)
     model, spec, _ = sources.load_run(args.checkpoint)
     if spec.task != "part_segmentation":
-        raise PointNetKitError(f"{args.checkpoint} is a {spec.task} checkpoint; viz parts needs a part segmentation one")
+        raise PointNetKitError(
+            f"{args.checkpoint} is a {spec.task} checkpoint; viz parts needs a part segmentation one"
+        )
     args.up = args.up or spec.up_axis
     figures = []
     for file in args.files:
@@ -440,7 +442,8 @@ def run_parts(args: argparse.Namespace) -> int:
         truth = None if sample.part_labels is None else sample.part_labels[keep]
         logits = sources.predict_dense(model, points, spec.num_points, spec.class_names.index(category), args.seed)
         title = f"{Path(file).name} ({category})"
-        figures.append(P.parts_panels(points, P.predict_parts(logits, parts), parts, spec.part_names, truth, title, spec.num_points))
+        predicted = P.predict_parts(logits, parts)
+        figures.append(P.parts_panels(points, predicted, parts, spec.part_names, truth, title, spec.num_points))
     name = f"parts_{_slug(Path(args.files[0]).stem)}.png" if len(args.files) == 1 else "parts.png"
     if args.show:
         scenes = [scene for f in figures for scene in f.scenes]

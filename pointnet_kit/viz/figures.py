@@ -176,7 +176,7 @@ def predictions_panels(
     if title is None:
         correct = int((predicted == labels).sum())
         title = f"{correct}/{len(labels)} correct ({correct / len(labels):.1%})"
-        title += f"; {len(chosen)} mistakes shown" if wrong_only else f"; {len(chosen)} shown"
+        title += f"; {plural(len(chosen), 'mistake')} shown" if wrong_only else f"; {len(chosen)} shown"
         if seen_points is not None and seen_points != points.shape[1]:
             title += f" ({points.shape[1]} points drawn, the model saw {seen_points})"
     return Panels(
@@ -390,7 +390,8 @@ def describe_transform(matrix: np.ndarray) -> str:
     """A 3x3 transform (applied as ``points @ matrix``) in words: how much it stretches along which
     directions, what it does to volume, and how far it turns (or mirrors)."""
     matrix = np.asarray(matrix, dtype=np.float64)
-    u, s, vt = np.linalg.svd(matrix)  # points @ matrix = points @ u @ diag(s) @ vt: input direction u[:, i] scales by s[i]
+    # points @ matrix = points @ u @ diag(s) @ vt: the input direction u[:, i] is scaled by s[i]
+    u, s, vt = np.linalg.svd(matrix)
     parts = []
     for i in range(3):
         axis = np.abs(u[:, i])

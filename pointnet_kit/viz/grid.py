@@ -192,7 +192,8 @@ def legend_strip(items: Sequence[tuple[Color, str]], width: int, font_size: int 
     draw = ImageDraw.Draw(canvas)
     for i, (color, text) in enumerate(items):
         y = size // 4 + i * line_h
-        draw.ellipse((12, y + (line_h - swatch) // 2, 12 + swatch, y + (line_h - swatch) // 2 + swatch), fill=_rgb255(color))
+        top = y + (line_h - swatch) // 2
+        draw.ellipse((12, top, 12 + swatch, top + swatch), fill=_rgb255(color))
         lines, fitted = fit_text(text, width - 24 - swatch - 8, size, max_lines=1)
         draw.text((12 + swatch + 8, y + line_h // 2), lines[0], fill=_rgb255(TEXT), font=get_font(fitted), anchor="lm")
     return np.asarray(canvas)

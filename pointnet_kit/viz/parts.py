@@ -147,7 +147,10 @@ def part_table(
         ious = np.stack([part_ious(predicted[i], truth[i], parts) for i in members])  # (shapes, parts)
         for j, part in enumerate(parts):
             part_name = spec.part_names[part] if spec.part_names else f"part {part}"
-            rows.append({"category": name, "part": part_name.split("/")[-1], "id": part, "shapes": len(members), "iou": float(ious[:, j].mean())})
+            rows.append(
+                {"category": name, "part": part_name.split("/")[-1], "id": part, "shapes": len(members),
+                 "iou": float(ious[:, j].mean())}
+            )  # fmt: skip
     return rows
 
 
@@ -193,7 +196,9 @@ def split_predicted_parts(result) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return predicted, truth, shape_scores(predicted, truth, dataset.labels, spec)
 
 
-def seg_predictions_panels(result, n: int = 16, worst: bool = False, seed: int = 0, num_points: int | None = None) -> Panels:
+def seg_predictions_panels(
+    result, n: int = 16, worst: bool = False, seed: int = 0, num_points: int | None = None
+) -> Panels:
     """A grid of a segmentation split's shapes, predicted parts drawn at display density.
 
     ``worst``: the shapes with the lowest instance IoU first; otherwise shapes spread over categories.

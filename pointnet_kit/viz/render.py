@@ -274,7 +274,9 @@ def _to_open3d(o3d, geometry: Geometry, colors: np.ndarray | None = None, view: 
         cloud.colors = o3d.utility.Vector3dVector(cloud_colors(geometry) if colors is None else colors)
         return cloud
     vertices, faces, shaded = shade_mesh(geometry.vertices, geometry.faces, geometry.color, view)
-    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(vertices), o3d.utility.Vector3iVector(faces.astype(np.int32)))
+    mesh = o3d.geometry.TriangleMesh(
+        o3d.utility.Vector3dVector(vertices), o3d.utility.Vector3iVector(faces.astype(np.int32))
+    )
     mesh.vertex_colors = o3d.utility.Vector3dVector(shaded)
     return mesh
 

@@ -346,7 +346,9 @@ def _segmentation_sections(result, checkpoint: Path, out: Path, n: int, size: in
     for c in np.unique(dataset.labels):
         name = spec.class_names[int(c)]
         parts = " · ".join(
-            f"{html.escape(str(r['part']))} <span class=num>{r['iou']:.1%}</span>" for r in rows if r["category"] == name
+            f"{html.escape(str(r['part']))} <span class=num>{r['iou']:.1%}</span>"
+            for r in rows
+            if r["category"] == name
         )
         by_category.append((name, int((dataset.labels == c).sum()), float(scores[dataset.labels == c].mean()), parts))
     table = "".join(
@@ -403,11 +405,13 @@ def _summary_rows(summary: dict[str, Any], records: list[dict[str, Any]]) -> lis
     best = summary.get("best") or {}
     epochs = summary.get("epochs", len(records))
     if best:
-        rows.append(("selected checkpoint", f"epoch {best.get('epoch', '?')} of {epochs}, by {summary.get('selected_by', 'validation')}"))
+        how = summary.get("selected_by", "validation")
+        rows.append(("selected checkpoint", f"epoch {best.get('epoch', '?')} of {epochs}, by {how}"))
         rows += [(metric_name(k), format_value(k, v)) for k, v in best.items() if k != "epoch"]
     final = summary.get("final") or {}
     if final and final.get("epoch") != best.get("epoch"):
-        rows.append(("final epoch", ", ".join(f"{metric_name(k)} {format_value(k, v)}" for k, v in final.items() if k != "epoch")))
+        words = [f"{metric_name(k)} {format_value(k, v)}" for k, v in final.items() if k != "epoch"]
+        rows.append((f"final epoch ({final.get('epoch')})", ", ".join(words)))
     for key, label in (("classes", "classes"), ("wall_time_s", "wall time"), ("train_shapes_per_s", "training speed")):
         if key in summary:
             value = summary[key]
@@ -418,7 +422,8 @@ def _summary_rows(summary: dict[str, Any], records: list[dict[str, Any]]) -> lis
     splits = summary.get("splits") or {}
     for split, info in splits.items():
         if isinstance(info, dict):
-            rows.append((f"{SPLIT_NAMES.get(split, split)} split", f"{info.get('shapes', '?')} shapes: {info.get('source', '')}"))
+            text = f"{info.get('shapes', '?')} shapes: {info.get('source', '')}"
+            rows.append((f"{SPLIT_NAMES.get(split, split)} split", text))
         else:
             rows.append((f"{SPLIT_NAMES.get(split, split)} split", str(info)))
     if summary.get("versions"):
@@ -441,7 +446,8 @@ def _html(
     what = " on ".join(str(summary[k]) for k in ("model", "data") if summary.get(k))
     title = what or f"Run {name}"
     rows = "".join(
-        f"<tr><th>{html.escape(label)}</th><td>{html.escape(text)}</td></tr>" for label, text in _summary_rows(summary, records)
+        f"<tr><th>{html.escape(label)}</th><td>{html.escape(text)}</td></tr>"
+        for label, text in _summary_rows(summary, records)
     )
     files = [
         p
@@ -470,7 +476,8 @@ pre {{ background: #f6f6f6; padding: 1em; overflow-x: auto; }}
 .note {{ color: #a15c00; }} .muted {{ color: #666; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
-<p class="muted">pointnet-kit report of run folder <code>{html.escape(name)}</code> · {epochs} epoch{"s" if epochs != 1 else ""} recorded · {links}</p>
+<p class="muted">pointnet-kit report of run folder <code>{html.escape(name)}</code> ·
+{epochs} epoch{"s" if epochs != 1 else ""} recorded · {links}</p>
 {note_html}
 <h2>{"Summary" if summary else "Last epoch"}</h2>
 <table>{rows}</table>

@@ -204,7 +204,9 @@ def predict_split(
     return SplitPredictions(model, spec, ckpt, dataset, probs, _display_points(ckpt, data, split, dataset))
 
 
-def _display_points(ckpt: dict[str, Any], data: str | None, split: str, dataset: PointCloudDataset) -> np.ndarray | None:
+def _display_points(
+    ckpt: dict[str, Any], data: str | None, split: str, dataset: PointCloudDataset
+) -> np.ndarray | None:
     """The split's clouds with every stored point, when the loader trimmed them to what the model sees.
 
     Used only when it provably holds the same shapes, whose first points are exactly the model's.
