@@ -427,7 +427,7 @@ def transform_panels(
     colors = C.scalar_colors(points[:, UP_AXES[up]], "viridis")
     if title is None:
         title = describe_transform(matrix)
-    camera = "one camera for both" if shared_camera else "each fitted to its cloud: sizes not comparable"
+    camera = "same camera" if shared_camera else "own camera: size not to scale"
     return Panels(
         scenes=[[Cloud(points, colors)], [Cloud(transformed, colors)]],
         captions=["input", f"after the input transform ({camera})"],
