@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from ..errors import PointNetKitError
 
@@ -19,16 +18,27 @@ def _add_common(parser: argparse.ArgumentParser, size: int) -> None:
     look.add_argument("--size", type=int, default=size, metavar="PX", help=f"tile size in pixels (default {size})")
     look.add_argument("--point-size", type=float, metavar="PX", help="point diameter in pixels (default: size/70)")
     look.add_argument("--background", default="white", metavar="COLOR", help="tile background: name or #rrggbb")
-    look.add_argument("--up", choices=("x", "y", "z"), default="z", help="the shapes' up axis (ModelNet: z)")
+    look.add_argument(
+        "--up", choices=("x", "y", "z"), help="the shapes' up axis (default: the run's or the data's, else z)"
+    )
     look.add_argument("--azimuth", type=float, default=-60.0, metavar="DEG", help="camera angle around the up axis")
     look.add_argument("--elevation", type=float, default=22.0, metavar="DEG", help="camera angle above the horizon")
     look.add_argument("--show", action="store_true", help="open an interactive Open3D window instead of writing a PNG")
 
 
+NUM_POINTS_HELP = (
+    "points drawn (default: all the data's, or 2048 from a mesh); the model always sees as many as it was trained on"
+)
+
+
+def _add_num_points(parser: argparse.ArgumentParser, help: str = NUM_POINTS_HELP) -> None:
+    parser.add_argument("--num-points", type=int, metavar="N", help=help)
+
+
 def _add_model_input(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint file (or a run folder holding checkpoint_best.pt)")
     parser.add_argument("file", help="a mesh or point cloud file")
-    parser.add_argument("--points", type=int, metavar="N", help="points sampled from FILE (default: as in training)")
+    _add_num_points(parser)
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
 
 
@@ -45,7 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cloud", help="meshes and point clouds from files", description="Render mesh and point cloud files."
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="mesh or point cloud files")
-    p.add_argument("--points", type=int, metavar="N", help="draw N sampled points even for meshes")
+    _add_num_points(p, "draw N sampled points, even for meshes (default: meshes as meshes, clouds' own points)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     _add_common(p, 320)
     p.set_defaults(func=run_cloud)
@@ -57,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--split", default="train", help="train or test (default train)")
     p.add_argument("--n", type=int, default=16, help="how many samples (default 16)")
     p.add_argument("--seed", type=int, default=0, help="which samples")
+    _add_num_points(p, "points drawn per shape (default: all the data holds)")
     _add_common(p, 224)
     p.set_defaults(func=run_dataset)
 
@@ -71,10 +82,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--split", choices=("val", "test", "train"), default="val", help="which shapes (default: the validation split)"
     )
     p.add_argument("--n", type=int, default=16, help="how many shapes (default 16)")
-    p.add_argument("--wrong-only", action="store_true", help="only mistakes, most confident first")
+    p.add_argument(
+        "--wrong-only",
+        action="store_true",
+        help="only mistakes, most confident first (segmentation: the shapes of lowest IoU first)",
+    )
     p.add_argument("--seed", type=int, default=0, help="which shapes")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda... (default auto)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=64, help="shapes per forward pass (default 64)")
+    _add_num_points(p)
     _add_common(p, 224)
     p.set_defaults(func=run_predictions)
 
@@ -83,14 +99,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="per-point heat map of max-pool wins, a layer's norm, or a channel",
         description="Colour each point of FILE by (wins) how many of the global feature's dimensions it wins "
         "in the max pool, (norm) the norm of a layer's per-point features (--layer), or (channel) one "
-        "channel (--layer, --channel). Layers: mlp1.0, mlp1.1 (64-d), mlp2.0 (64), mlp2.1 (128), "
-        "mlp2.2 (1024, the max-pooled one).",
+        "channel (--layer, --channel). Layers are the ones the model reports; PointNet: mlp1.0, mlp1.1 (64-d), "
+        "mlp2.0 (64), mlp2.1 (128), mlp2.2 (1024, the max-pooled one). Values are computed on the points the "
+        "model sees and drawn on the file's points (each takes the value of its nearest model point).",
     )
     _add_model_input(p)
     p.add_argument(
         "--map", choices=FEATURE_MAPS, help="what to show (default: wins; norm with --layer; channel with --channel)"
     )
-    p.add_argument("--layer", help="layer for norm/channel (default mlp2.2)")
+    p.add_argument("--layer", help="layer for norm/channel (default: the model's last, mlp2.2 for PointNet)")
     p.add_argument("--channel", type=int, help="channel of --layer to show")
     p.add_argument("--cmap", default=None, help="matplotlib colormap (default: plasma for wins, viridis otherwise)")
     _add_common(p, 420)
@@ -115,8 +132,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="The input cloud beside the same cloud after the 3x3 input transform (T-Net).",
     )
     _add_model_input(p)
+    p.add_argument(
+        "--camera",
+        choices=("shared", "separate"),
+        default="shared",
+        help="shared: one camera for both tiles, so the transform's scaling shows (default); "
+        "separate: each tile fitted to its cloud",
+    )
     _add_common(p, 320)
     p.set_defaults(func=run_transform)
+
+    p = sub.add_parser(
+        "parts",
+        help="predicted parts of shapes, beside the ground truth when the file has labels",
+        description="Colour each point of FILE by the part a segmentation checkpoint predicts (legend: part "
+        "names), beside the ground truth and the wrong points when the file has part labels (ShapeNetPart "
+        ".pts with ../points_label/*.seg, or v0_normal .txt with a part column). The category comes from "
+        "the file's place in a ShapeNetPart tree, or --category.",
+    )
+    p.add_argument("checkpoint", help="part segmentation checkpoint file or run folder")
+    p.add_argument("files", nargs="+", metavar="FILE", help="shape files")
+    p.add_argument("--category", help="the shapes' category (default: from the ShapeNetPart tree)")
+    _add_num_points(p, "points drawn (default: all the file's); the model sees as many at a time as in training")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    _add_common(p, 320)
+    p.set_defaults(func=run_parts)
 
     p = subparsers.add_parser(
         "report",
@@ -138,7 +178,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _view(args: argparse.Namespace):
     from ..viz.render import View
 
-    return View(up=args.up, azimuth=args.azimuth, elevation=args.elevation)
+    return View(up=args.up or "z", azimuth=args.azimuth, elevation=args.elevation)
 
 
 def _background(name: str) -> tuple[float, float, float]:
@@ -173,7 +213,7 @@ def output_path(out: str | None, default_name: str) -> Path:
     return path
 
 
-def _save(image: np.ndarray, out: str | None, name: str) -> Path:
+def _save(image: Any, out: str | None, name: str) -> Path:
     from ..viz.render import save_png
 
     path = save_png(image, output_path(out, name))
@@ -205,21 +245,32 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in text).strip("_") or "data"
 
 
+def _check_num_points(args: argparse.Namespace) -> None:
+    if args.num_points is not None and args.num_points < 1:
+        raise PointNetKitError(f"--num-points must be at least 1, got {args.num_points}")
+
+
 def _model_and_points(args: argparse.Namespace):
-    """The checkpoint's model (eval mode) and FILE's points as it expects them: ``(model, (N, 3) array)``."""
-    from ..engine.checkpoint import load_model
+    """The checkpoint's model (eval mode) and FILE's points: ``(model, spec, drawn (M, 3), seen (N,) indices)``.
+
+    ``drawn`` are the points drawn; the model sees ``drawn[seen]``, as many as it was trained on.
+    Sets ``args.up`` from the run's data when not given.
+    """
     from ..viz import sources
 
     _check_show(args)
-    model, ckpt = load_model(args.checkpoint)
-
-    in_channels = ckpt["model_kwargs"].get("in_channels", 3)
-    if in_channels != 3:
+    _check_num_points(args)
+    model, spec, _ = sources.load_run(args.checkpoint)
+    if spec.in_channels != 3:
         raise PointNetKitError(
-            f"this checkpoint's model takes {in_channels} channels per point (normals); viz needs an xyz model"
+            f"this checkpoint's model takes {spec.in_channels} channels per point ({' '.join(spec.channels)}); "
+            "viz features needs an xyz model"
         )
-    num_points = args.points or ((ckpt.get("config") or {}).get("data") or {}).get("num_points") or 1024
-    return model, sources.load_points(args.file, num_points=num_points, seed=args.seed)
+    args.up = args.up or spec.up_axis
+    drawn = sources.load_display_points(args.file, args.num_points, seed=args.seed)
+    if len(drawn) < spec.num_points:  # draw at least what the model sees
+        drawn = sources.load_points(args.file, num_points=spec.num_points, seed=args.seed)
+    return model, spec, drawn, sources.model_points(drawn, spec.num_points, seed=args.seed)
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -231,14 +282,17 @@ def run_cloud(args: argparse.Namespace) -> int:
     from ..viz.render import Cloud, Mesh
 
     _check_show(args)
+    _check_num_points(args)
     scenes, captions = [], []
     for file in args.files:
-        mesh = None if args.points else sources.load_mesh(file)
+        mesh = None if args.num_points else sources.load_mesh(file)
         if mesh is not None:
             scenes.append([Mesh(*mesh)])
+            captions.append(Path(file).name)
         else:
-            scenes.append([Cloud(sources.load_points(file, num_points=args.points or 2048, seed=args.seed))])
-        captions.append(Path(file).name)
+            points = sources.load_display_points(file, args.num_points, seed=args.seed)
+            scenes.append([Cloud(points)])
+            captions.append(f"{Path(file).name} ({len(points)} points)")
     name = f"cloud_{_slug(Path(args.files[0]).stem)}.png" if len(args.files) == 1 else "clouds.png"
     _output(Panels(scenes, captions), args, name)
     return 0
@@ -246,15 +300,21 @@ def run_cloud(args: argparse.Namespace) -> int:
 
 def run_dataset(args: argparse.Namespace) -> int:
     from ..viz import sources
-    from ..viz.figures import dataset_panels
+    from ..viz.figures import dataset_panels, plural
 
     _check_show(args)
+    _check_num_points(args)
     if args.n < 1:
         raise PointNetKitError(f"--n must be at least 1, got {args.n}")
     dataset = sources.open_dataset(args.data, split=args.split)
+    spec = getattr(dataset, "spec", None)
+    args.up = args.up or (spec.up_axis if spec is not None else None)
     name = Path(str(args.data)).name or str(args.data)
-    title = f"{name} ({args.split}): {len(dataset)} shapes, {dataset.num_classes} classes"
-    points = dataset.points[:, : dataset.num_points]
+    points = dataset.points[:, : args.num_points]
+    title = (
+        f"{name} ({args.split}): {plural(len(dataset), 'shape')}, {plural(dataset.num_classes, 'class')}, "
+        f"{plural(points.shape[1], 'point')} each"
+    )
     panels = dataset_panels(points, dataset.labels, dataset.class_names, n=args.n, seed=args.seed, title=title)
     _output(panels, args, f"dataset_{_slug(name)}_{args.split}.png")
     return 0
@@ -265,17 +325,27 @@ def run_predictions(args: argparse.Namespace) -> int:
     from ..viz.figures import predictions_panels
 
     _check_show(args)
+    _check_num_points(args)
     if args.n < 1:
         raise PointNetKitError(f"--n must be at least 1, got {args.n}")
-    _, _, dataset, probs = sources.predict_split(args.checkpoint, args.data, args.split, args.device, args.batch_size)
+    result = sources.predict_split(args.checkpoint, args.data, args.split, args.device, args.batch_size)
+    args.up = args.up or result.spec.up_axis
+    dataset = result.dataset
+    if result.spec.task == "part_segmentation":
+        from ..viz.parts import seg_predictions_panels
+
+        panels = seg_predictions_panels(result, args.n, args.wrong_only, args.seed, args.num_points)
+        _output(panels, args, f"predictions_{args.split}{'_worst' if args.wrong_only else ''}.png")
+        return 0
     panels = predictions_panels(
-        dataset.points[:, : dataset.num_points],
+        result.drawn(args.num_points),
         dataset.labels,
-        probs,
+        result.probs,
         dataset.class_names,
         n=args.n,
         wrong_only=args.wrong_only,
         seed=args.seed,
+        seen_points=dataset.num_points,
     )
     _output(panels, args, f"predictions_{args.split}{'_wrong' if args.wrong_only else ''}.png")
     return 0
@@ -287,13 +357,21 @@ def run_features(args: argparse.Namespace) -> int:
     map = args.map or ("channel" if args.channel is not None else "norm" if args.layer else "wins")
     if map == "wins" and (args.layer or args.channel is not None):
         raise PointNetKitError("--map wins uses the global max pool; drop --layer/--channel")
-    model, points = _model_and_points(args)
-    values, label, title, caption = feature_map(model, points, map, args.layer, args.channel)
+    model, _, drawn, seen = _model_and_points(args)
+    result = feature_map(model, drawn[seen], map, args.layer, args.channel)
     cmap = args.cmap or ("plasma" if map == "wins" else "viridis")
-    title = f"{Path(args.file).name}: {title}"
-    panels = heatmap_panels(points, values, label, title=title, cmap=cmap, log=map == "wins", caption=caption)
-    layer = args.layer or "mlp2.2"
-    suffix = {"wins": "wins", "norm": f"norm_{layer}", "channel": f"{layer}_c{args.channel}"}[map]
+    panels = heatmap_panels(
+        drawn,
+        result.values,
+        result.label,
+        seen=seen,
+        title=f"{Path(args.file).name}: {result.title}",
+        cmap=cmap,
+        log=map == "wins",
+        spread=map != "wins",
+        caption=result.caption,
+    )
+    suffix = {"wins": "wins", "norm": f"norm_{result.layer}", "channel": f"{result.layer}_c{args.channel}"}[map]
     _output(panels, args, f"features_{_slug(Path(args.file).stem)}_{_slug(suffix)}.png")
     return 0
 
@@ -304,11 +382,20 @@ def run_critical(args: argparse.Namespace) -> int:
     from ..viz import features as F
     from ..viz.figures import critical_panels
 
-    model, points = _model_and_points(args)
-    sets = F.critical_points(model, torch.from_numpy(points))
-    upper = F.upper_bound_shape(model, torch.from_numpy(points), resolution=args.resolution).cpu().numpy()
-    title = f"{Path(args.file).name}: what PointNet's global feature depends on"
-    panels = critical_panels(points, sets["critical"].cpu().numpy(), upper, sets["global"].cpu().numpy(), title=title)
+    model, _, drawn, seen = _model_and_points(args)
+    points = torch.from_numpy(drawn[seen])
+    sets = F.critical_points(model, points)
+    upper = F.upper_bound_shape(model, points, resolution=args.resolution).cpu().numpy()
+    title = f"{Path(args.file).name}: what the global feature depends on"
+    panels = critical_panels(
+        drawn,
+        seen,
+        sets["critical"].cpu().numpy(),
+        upper,
+        sets["global"].cpu().numpy() if "global" in sets else None,
+        title=title,
+        grid_points=args.resolution**3,
+    )
     _output(panels, args, f"critical_{_slug(Path(args.file).stem)}.png")
     return 0
 
@@ -319,10 +406,55 @@ def run_transform(args: argparse.Namespace) -> int:
     from ..viz import features as F
     from ..viz.figures import transform_panels
 
-    model, points = _model_and_points(args)
-    matrix, transformed = F.input_transform(model, torch.from_numpy(points))
-    panels = transform_panels(points, transformed.cpu().numpy(), matrix.cpu().numpy(), up=args.up)
+    model, _, drawn, seen = _model_and_points(args)
+    matrix, _ = F.input_transform(model, torch.from_numpy(drawn[seen]))
+    matrix = matrix.cpu().double().numpy()
+    panels = transform_panels(drawn, drawn @ matrix, matrix, up=args.up, shared_camera=args.camera == "shared")
     _output(panels, args, f"transform_{_slug(Path(args.file).stem)}.png")
+    return 0
+
+
+def run_parts(args: argparse.Namespace) -> int:
+    from ..viz import parts as P
+    from ..viz import sources
+    from ..viz.figures import Panels
+    from ..viz.grid import vstack
+
+    _check_show(args)
+    _check_num_points(args)
+    model, spec, _ = sources.load_run(args.checkpoint)
+    if spec.task != "part_segmentation":
+        raise PointNetKitError(
+            f"{args.checkpoint} is a {spec.task} checkpoint; viz parts needs a part segmentation one"
+        )
+    args.up = args.up or spec.up_axis
+    figures = []
+    for file in args.files:
+        sample = sources.read_part_file(file, spec)
+        category = args.category or sample.category
+        if category is None:
+            raise PointNetKitError(f"{file}: cannot tell its category from its folder; pass --category NAME")
+        parts = P.category_parts(spec, category)
+        keep = slice(None)
+        if args.num_points and args.num_points < len(sample.points):
+            keep = sources.model_points(sample.points, args.num_points, seed=args.seed)
+        points = sample.points[keep]
+        truth = None if sample.part_labels is None else sample.part_labels[keep]
+        logits = sources.predict_dense(model, points, spec.num_points, spec.class_names.index(category), args.seed)
+        title = f"{Path(file).name} ({category})"
+        predicted = P.predict_parts(logits, parts)
+        figures.append(P.parts_panels(points, predicted, parts, spec.part_names, truth, title, spec.num_points))
+    name = f"parts_{_slug(Path(args.files[0]).stem)}.png" if len(args.files) == 1 else "parts.png"
+    if args.show:
+        scenes = [scene for f in figures for scene in f.scenes]
+        captions = [f"{f.title}: {c}" for f in figures for c in f.captions]
+        _output(Panels(scenes, captions), args, name)
+        return 0
+    from ..viz.figures import render_panels
+
+    with _renderer(args) as renderer:
+        images = [render_panels(f, renderer) for f in figures]
+    _save(vstack(images, gap=16) if len(images) > 1 else images[0], args.out, name)
     return 0
 
 

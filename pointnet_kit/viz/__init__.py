@@ -5,6 +5,7 @@ Open3D is imported only when something is rendered, so everything else works wit
 
 from .features import (
     critical_points,
+    features_of,
     input_transform,
     layer_features,
     layer_names,
@@ -30,6 +31,7 @@ __all__ = [
     "Renderer",
     "View",
     "critical_points",
+    "features_of",
     "input_transform",
     "layer_features",
     "layer_names",

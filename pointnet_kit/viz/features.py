@@ -1,91 +1,28 @@
-"""What PointNet looks at: per-point layer features, max-pool wins, critical sets and upper-bound shapes.
+"""What a model looks at, through the model contract only: layer features, max-pool wins, critical
+sets, upper-bound shapes and learned transforms.
 
-Pure torch, no rendering. Following Qi et al. (2017), section 4.3: the global feature is a max over
-per-point features, so it is decided by the *critical* points that win at least one dimension, and
-it stays the same when points are added whose features are all below it (the *upper-bound shape*).
+Everything here calls :func:`features_of`, i.e. ``model.forward_features`` (see
+``pointnet_kit/models/contract.py``), and never looks inside a model. Following Qi et al. (2017),
+section 4.3: the global feature is a max over per-point features, so it is decided by the *critical*
+points that win at least one dimension, and it stays the same when points are added whose features
+are all below it (the *upper-bound shape*).
 
-The full PointNet also max-pools inside its two T-Nets, and the transforms they predict change
-every point's features. So here "a max pool" means every one of them, as :func:`max_pool_inputs`
-lists: the critical set is the union of the winners of all of them, and an upper-bound point stays
-below all of them. That makes both statements exact for the real model, not just for its last
-pool: ``model(points[critical])["global_feature"] == model(points)["global_feature"]``, and adding
-upper-bound points leaves it unchanged.
+A model may max-pool more than once over its input points (PointNet's two T-Nets pool too, and the
+transforms they predict change every point's features). The contract lists every such pool under
+``"pooled"``, input side first; the critical set is the union of the winners of all of them, and an
+upper-bound point stays below all of them. That makes both statements exact for the real model:
+``global_feature(points[critical]) == global_feature(points)``, and adding upper-bound points leaves
+it unchanged.
 """
 
 from __future__ import annotations
 
-import contextlib
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 
 from ..errors import PointNetKitError
-
-
-def encoder_of(model: nn.Module) -> nn.Module:
-    """The PointNet encoder of a classifier/segmentation model (or the encoder itself)."""
-    encoder = getattr(model, "encoder", model)
-    if not hasattr(encoder, "mlp1") or not hasattr(encoder, "mlp2"):
-        raise PointNetKitError(f"{type(model).__name__} has no PointNet encoder (mlp1/mlp2) to inspect")
-    return encoder
-
-
-def _block_outputs(mlp: nn.Sequential) -> list[nn.Module]:
-    """The module whose output is each layer's output in a SharedMLP (its ReLU, BN or conv)."""
-    lasts: list[nn.Module] = []
-    for module in mlp:
-        if isinstance(module, (nn.Conv1d, nn.Linear)):
-            lasts.append(module)
-        elif lasts:
-            lasts[-1] = module
-    return lasts
-
-
-def _layers(model: nn.Module) -> dict[str, nn.Module]:
-    encoder = encoder_of(model)
-    layers = {}
-    for name in ("mlp1", "mlp2"):
-        for i, module in enumerate(_block_outputs(getattr(encoder, name))):
-            layers[f"{name}.{i}"] = module
-    return layers
-
-
-def layer_names(model: nn.Module) -> list[str]:
-    """Names of the per-point layers :func:`layer_features` can return, input side first.
-
-    ``mlp1.i`` / ``mlp2.i`` is the output (after BatchNorm and ReLU) of the ``i``-th layer of the
-    encoder's first / second shared MLP; for PointNet ``mlp2.2`` is the 1024-d feature that is max-pooled.
-    """
-    return list(_layers(model))
-
-
-def layer_widths(model: nn.Module) -> dict[str, int]:
-    """Channels of each layer in :func:`layer_names`."""
-    encoder = encoder_of(model)
-    widths = {}
-    for name in ("mlp1", "mlp2"):
-        channels = getattr(encoder, name).channels
-        for i in range(len(channels) - 1):
-            widths[f"{name}.{i}"] = channels[i + 1]
-    return widths
-
-
-@contextlib.contextmanager
-def _capture(modules: dict[str, nn.Module]) -> Iterator[dict[str, torch.Tensor]]:
-    captured: dict[str, torch.Tensor] = {}
-    handles = []
-    for name, module in modules.items():
-
-        def hook(_module, _inputs, output, name=name):
-            captured[name] = output.detach().clone()  # clone: the next in-place ReLU would overwrite it
-
-        handles.append(module.register_forward_hook(hook))
-    try:
-        yield captured
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def _as_batch(points: torch.Tensor, model: nn.Module) -> torch.Tensor:
@@ -102,47 +39,70 @@ def _as_batch(points: torch.Tensor, model: nn.Module) -> torch.Tensor:
 
 
 @torch.no_grad()
+def features_of(
+    model: nn.Module, points: torch.Tensor, category: torch.Tensor | None = None
+) -> dict[str, torch.Tensor | dict[str, torch.Tensor]]:
+    """``model.forward_features`` of ``points`` ((N, C) or (B, N, C)), in eval mode, without gradients.
+
+    Returns the contract's dict: ``global_feature (B, D)`` and, when the model has them,
+    ``point_features (B, D, N)``, ``pooled {name: (B, C, N)}``, ``layers {name: (B, C, N)}``,
+    ``transforms {name: (B, k, k)}``.
+    """
+    forward_features = getattr(model, "forward_features", None)
+    if forward_features is None:
+        raise PointNetKitError(
+            f"{type(model).__name__} does not implement forward_features (the model contract); viz needs it"
+        )
+    batch = _as_batch(points, model)
+    if category is not None:
+        category = torch.as_tensor(category, device=batch.device).reshape(-1).expand(batch.shape[0])
+    return forward_features(batch, category)
+
+
+def _named(feats: dict, key: str, what: str, model: nn.Module) -> dict[str, torch.Tensor]:
+    named = feats.get(key) or {}
+    if not named:
+        raise PointNetKitError(f"{type(model).__name__} reports no {what} (forward_features()[{key!r}] is empty)")
+    return dict(named)
+
+
+def layer_names(model: nn.Module, points: torch.Tensor) -> list[str]:
+    """Names of the per-point layers the model reports for ``points``, input side first
+    (PointNet: ``mlp1.0``, ``mlp1.1``, ``mlp2.0``, ``mlp2.1``, ``mlp2.2``)."""
+    return list(_named(features_of(model, points), "layers", "per-point layers", model))
+
+
 def layer_features(model: nn.Module, points: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
-    """Per-point features of the chosen layers.
+    """Per-point features of the chosen layers: ``{name: (B, channels, N)}``.
 
     Args:
-        model: a PointNet model in eval mode.
         points: ``(B, N, C)`` or ``(N, C)`` float.
         layers: names from :func:`layer_names`.
-    Returns:
-        ``{name: (B, channels, N)}``.
     """
-    available = _layers(model)
+    available = _named(features_of(model, points), "layers", "per-point layers", model)
     unknown = [name for name in layers if name not in available]
     if unknown:
         raise PointNetKitError(f"unknown layer {unknown[0]!r}; available: {', '.join(available)}")
-    with _capture({name: available[name] for name in layers}) as captured:
-        model(_as_batch(points, model))
-    return {name: captured[name] for name in layers}
+    return {name: available[name] for name in layers}
 
 
-def _pool_modules(model: nn.Module) -> dict[str, nn.Module]:
-    encoder = encoder_of(model)
-    pools = {}
-    for name in ("input_tnet", "feature_tnet"):
-        tnet = getattr(encoder, name, None)
-        if tnet is not None:
-            pools[name] = tnet.mlp
-    pools["global"] = encoder.mlp2
-    return pools
-
-
-@torch.no_grad()
 def max_pool_inputs(model: nn.Module, points: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The per-point features entering each max pool of the encoder.
+    """The per-point features entering each max pool over the input points, input side first.
 
     Returns:
-        ``{"input_tnet": (B, 1024, N), "feature_tnet": (B, 1024, N), "global": (B, D, N)}``, the
-        T-Net entries only when the model has those T-Nets.
+        ``{name: (B, C, N)}``; PointNet: ``input_tnet``, ``feature_tnet`` (when it has those T-Nets)
+        and ``global``. A model that reports only ``point_features`` gets ``{"global": point_features}``.
     """
-    with _capture(_pool_modules(model)) as captured:
-        model(_as_batch(points, model))
-    return dict(captured)
+    feats = features_of(model, points)
+    pooled = dict(feats.get("pooled") or {})
+    if not pooled and feats.get("point_features") is not None:
+        pooled = {"global": feats["point_features"]}
+    if not pooled:
+        raise PointNetKitError(
+            f"{type(model).__name__} has no max pool over its input points (no 'pooled' or 'point_features'), "
+            "so it has no critical points"
+        )
+    return pooled
 
 
 def max_pool_wins(features: torch.Tensor) -> torch.Tensor:
@@ -163,7 +123,6 @@ def max_pool_wins(features: torch.Tensor) -> torch.Tensor:
     return wins[0] if squeeze else wins
 
 
-@torch.no_grad()
 def critical_points(model: nn.Module, points: torch.Tensor) -> dict[str, torch.Tensor]:
     """Indices of the critical points of one cloud.
 
@@ -198,59 +157,56 @@ def upper_bound_shape(
 ) -> torch.Tensor:
     """The upper-bound shape of one xyz cloud: grid points that leave every max pool unchanged.
 
-    A point of a ``resolution^3`` grid over the cloud's bounding box is kept when its features, computed
-    with the transforms the T-Nets predict for the cloud, stay at or below the pooled feature in every
-    max pool (the T-Nets' and the global one). Adding any of them, or all, leaves the global feature
-    of ``points`` exactly as it was.
+    The candidates are a ``resolution^3`` grid over the cloud's bounding box. Each round runs
+    ``forward_features`` on the cloud plus each chunk of candidates in turn and drops
+    the candidates that exceed the cloud's own maximum in the first pool (input side first) where any
+    does. Pools listed before it kept their maxima, so the transforms they feed are the cloud's own,
+    and the features judged are exactly those each candidate has when added to the cloud. A round
+    that drops nothing proves the rest can be added together with every pool unchanged; at most one
+    round per pool plus one.
 
     Args:
         points: ``(N, 3)`` one cloud (xyz only: grid points have no normals).
         resolution: grid points per axis.
+        batch_size: candidates per batch item.
     Returns:
         ``(M, 3)`` upper-bound points, on the model's device.
     """
     points = _as_batch(points, model)[0]
     if points.shape[1] != 3:
         raise PointNetKitError(f"upper-bound shapes need one (N, 3) xyz cloud, got {tuple(points.shape)}")
-    encoder = encoder_of(model)
-    # The cloud's own pooled features and T-Net transforms.
-    tnets = {name: getattr(encoder, name) for name in ("input_tnet", "feature_tnet") if getattr(encoder, name, None)}
-    with _capture(tnets) as transforms:
-        pooled = {name: feats.amax(dim=2) for name, feats in max_pool_inputs(model, points).items()}  # (1, D)
-    pools = _pool_modules(model)
-    grid = bounding_grid(points, resolution)
-    keep = []
-
-    def fixed(name):
-        return lambda _module, _inputs, output: transforms[name].expand(output.shape[0], -1, -1)
-
-    handles = [tnet.register_forward_hook(fixed(name)) for name, tnet in tnets.items()]
-    try:
-        for chunk in grid.split(batch_size):
-            with _capture(pools) as feats:
-                encoder(chunk.unsqueeze(0))
-            below = torch.ones(len(chunk), dtype=torch.bool, device=points.device)
-            for name, f in feats.items():
-                below &= (f[0] <= pooled[name][0].unsqueeze(1)).all(dim=0)
-            keep.append(below)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return grid[torch.cat(keep).to(grid.device)]
+    n = len(points)
+    reference = {name: feats[0].amax(dim=1) for name, feats in max_pool_inputs(model, points).items()}  # (C,)
+    candidates = bounding_grid(points, resolution)
+    for _ in range(len(reference) + 1):
+        if not len(candidates):
+            return candidates
+        above = {pool: [] for pool in reference}  # pool -> (len(candidates),) bool: exceeds the cloud's max
+        for chunk in candidates.split(batch_size):
+            pooled = max_pool_inputs(model, torch.cat([points, chunk]).unsqueeze(0))
+            for pool, ref in reference.items():
+                above[pool].append((pooled[pool][0, :, n:] > ref[:, None]).any(dim=0))
+        first = next((torch.cat(flags) for flags in above.values() if torch.cat(flags).any()), None)
+        if first is None:
+            return candidates
+        candidates = candidates[~first]
+    raise PointNetKitError(
+        f"{type(model).__name__}'s forward_features lists its pools out of order (input side first is the contract)"
+    )
 
 
-@torch.no_grad()
 def input_transform(model: nn.Module, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The learned 3x3 input transform of one cloud and the cloud after it.
 
     Args:
         points: ``(N, C)``.
     Returns:
-        ``matrix (3, 3)`` and ``transformed (N, 3)`` = ``points[:, :3] @ matrix``, as the encoder applies it.
+        ``matrix (3, 3)`` and ``transformed (N, 3)`` = ``points[:, :3] @ matrix`` (row vectors, the
+        contract's convention for ``transforms["input"]``).
     """
-    encoder = encoder_of(model)
-    if getattr(encoder, "input_tnet", None) is None:
-        raise PointNetKitError("this model has no input transform (T-Net); try a 'pointnet' checkpoint")
+    feats = features_of(model, points)
+    matrix = (feats.get("transforms") or {}).get("input")
+    if matrix is None:
+        raise PointNetKitError(f"{type(model).__name__} has no input transform (T-Net); try a 'pointnet' checkpoint")
     batch = _as_batch(points, model)
-    matrix = model(batch)["input_transform"][0]
-    return matrix, batch[0, :, :3] @ matrix
+    return matrix[0], batch[0, :, :3] @ matrix[0]

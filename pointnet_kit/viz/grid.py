@@ -180,6 +180,25 @@ def grid(
     return add_title(image, title) if title else image
 
 
+def legend_strip(items: Sequence[tuple[Color, str]], width: int, font_size: int | None = None) -> np.ndarray:
+    """A white strip ``(H, width, 3)`` listing ``(colour, meaning)`` pairs: a filled swatch, then the text,
+    one item per line (long meanings shrink to fit)."""
+    from PIL import Image, ImageDraw
+
+    size = font_size or int(np.clip(width // 50, 11, 15))
+    line_h = int(size * 1.6)
+    swatch = int(size * 0.9)
+    canvas = Image.new("RGB", (width, line_h * len(items) + size // 2), "white")
+    draw = ImageDraw.Draw(canvas)
+    for i, (color, text) in enumerate(items):
+        y = size // 4 + i * line_h
+        top = y + (line_h - swatch) // 2
+        draw.ellipse((12, top, 12 + swatch, top + swatch), fill=_rgb255(color))
+        lines, fitted = fit_text(text, width - 24 - swatch - 8, size, max_lines=1)
+        draw.text((12 + swatch + 8, y + line_h // 2), lines[0], fill=_rgb255(TEXT), font=get_font(fitted), anchor="lm")
+    return np.asarray(canvas)
+
+
 def new_figure(width: float, height: float, dpi: int = 100, layout: str | None = "constrained"):
     """A matplotlib ``Figure`` (inches) on the Agg canvas: no pyplot, no global state, no display."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

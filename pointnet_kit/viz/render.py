@@ -19,7 +19,7 @@ import glob
 import os
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence, Union
 
@@ -49,12 +49,14 @@ class RenderError(PointNetKitError):
 @dataclass
 class Cloud:
     """A point cloud to draw. ``points: (N, 3)``; ``colors: (N, 3)`` floats in ``[0, 1]`` or ``None``
-    for the default blue; ``point_scale`` multiplies the renderer's point size (Open3D draws one
-    point size per image: the largest scale among its clouds)."""
+    for the default blue; ``point_scale`` multiplies the renderer's point size (clouds of different
+    scales are drawn in separate passes and composited by depth); ``depth_cue`` ``False`` keeps the
+    colours flat (context points that should stay light)."""
 
     points: np.ndarray
     colors: np.ndarray | None = None
     point_scale: float = 1.0
+    depth_cue: bool = True
 
 
 @dataclass
@@ -240,19 +242,42 @@ def cloud_colors(cloud: Cloud, depth: np.ndarray | None = None, depth_cue: float
     return np.clip(colors, 0.0, 1.0)
 
 
-def _to_open3d(o3d, geometry: Geometry, colors: np.ndarray | None = None):
+def shade_mesh(
+    vertices: np.ndarray, faces: np.ndarray, color: Sequence[float], view: View = View()
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat, two-sided shading baked into per-vertex colours: ``(vertices (3F, 3), faces (F, 3), colors (3F, 3))``.
+
+    Open3D's legacy lights sit where its own camera would be, not ours, so with our fitted camera
+    upward faces came out dark; and faces wound inwards (common in ModelNet) are dark from the front.
+    Here a key light from above and in front of the camera and a headlight light each face by the
+    absolute value of its normal's cosine, so winding does not matter; every face gets its own three
+    vertices so edges stay sharp.
+    """
+    vertices = np.asarray(vertices, dtype=np.float64).reshape(-1, 3)
+    faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
+    corners = vertices[faces]  # (F, 3, 3)
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    direction, up, right = view_basis(view)
+    key = 0.45 * direction + 0.8 * up + 0.35 * right
+    key /= np.linalg.norm(key)
+    light = 0.3 + 0.7 * np.abs(normals @ key) + 0.3 * np.abs(normals @ direction)  # (F,)
+    colors = np.clip(np.asarray(color, dtype=np.float64)[None] * light[:, None], 0.0, 1.0)
+    return corners.reshape(-1, 3), np.arange(3 * len(faces)).reshape(-1, 3), np.repeat(colors, 3, axis=0)
+
+
+def _to_open3d(o3d, geometry: Geometry, colors: np.ndarray | None = None, view: View = View()):
     if isinstance(geometry, Cloud):
         cloud = o3d.geometry.PointCloud(
             o3d.utility.Vector3dVector(np.asarray(geometry.points, np.float64).reshape(-1, 3))
         )
         cloud.colors = o3d.utility.Vector3dVector(cloud_colors(geometry) if colors is None else colors)
         return cloud
+    vertices, faces, shaded = shade_mesh(geometry.vertices, geometry.faces, geometry.color, view)
     mesh = o3d.geometry.TriangleMesh(
-        o3d.utility.Vector3dVector(np.asarray(geometry.vertices, dtype=np.float64).reshape(-1, 3)),
-        o3d.utility.Vector3iVector(np.asarray(geometry.faces, dtype=np.int32).reshape(-1, 3)),
+        o3d.utility.Vector3dVector(vertices), o3d.utility.Vector3iVector(faces.astype(np.int32))
     )
-    mesh.compute_vertex_normals()
-    mesh.paint_uniform_color(np.asarray(geometry.color, dtype=np.float64))
+    mesh.vertex_colors = o3d.utility.Vector3dVector(shaded)
     return mesh
 
 
@@ -339,31 +364,49 @@ class Renderer:
         extrinsic, intrinsic = fit_camera(fit_points, self.width * s, self.height * s, self.view)
         depth_of = _depth_normalizer(fit_points, extrinsic)
         o3d, vis = self._o3d, _HiddenWindow.acquire(self.width * s, self.height * s)
-        vis.clear_geometries()
-        for geometry in geometries:
-            colors = None
-            if isinstance(geometry, Cloud):
-                colors = cloud_colors(geometry, depth_of(geometry.points), self.depth_cue)
-            vis.add_geometry(_to_open3d(o3d, geometry, colors), reset_bounding_box=True)
-        vis.reset_view_point(True)  # add_geometry only grows the view's bounding box; near/far planes follow it
-        option = vis.get_render_option()
-        option.background_color = np.asarray(self.background, dtype=np.float64)
-        scale = max((g.point_scale for g in geometries if isinstance(g, Cloud)), default=1.0)
-        option.point_size = float(np.clip(self.point_size * scale * s, 1.0, 25.0))
-        option.mesh_show_back_face = True
-        option.light_on = True
-
         camera = o3d.camera.PinholeCameraParameters()
         camera.extrinsic = extrinsic
         camera.intrinsic = o3d.camera.PinholeCameraIntrinsic(
             self.width * s, self.height * s, intrinsic[0, 0], intrinsic[1, 1], intrinsic[0, 2], intrinsic[1, 2]
         )
-        control = vis.get_view_control()
-        with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
-            control.convert_from_pinhole_camera_parameters(camera, allow_arbitrary=True)
-        vis.poll_events()
-        vis.update_renderer()
-        image = np.asarray(vis.capture_screen_float_buffer(do_render=True), dtype=np.float32)
+        # Open3D's legacy renderer has one point size per draw: one pass per size, composited by depth.
+        # Larger points (the ones a figure is about) win over smaller ones up to a small depth margin,
+        # so a context point just in front of a highlighted one does not punch a hole in it.
+        passes: dict[float, list[Geometry]] = {}
+        for geometry in geometries:
+            passes.setdefault(geometry.point_scale if isinstance(geometry, Cloud) else 1.0, []).append(geometry)
+        margin = 0.08 * float(np.linalg.norm(fit_points - fit_points.mean(0), axis=1).max())
+        image = depth = None
+        for scale, group in sorted(passes.items()):
+            vis.clear_geometries()
+            for geometry in group:
+                colors = None
+                if isinstance(geometry, Cloud):
+                    cue = self.depth_cue if geometry.depth_cue else 0.0
+                    colors = cloud_colors(geometry, depth_of(geometry.points), cue)
+                vis.add_geometry(_to_open3d(o3d, geometry, colors, self.view), reset_bounding_box=True)
+            vis.reset_view_point(True)  # add_geometry only grows the view's bounding box; near/far planes follow it
+            option = vis.get_render_option()
+            option.background_color = np.asarray(self.background, dtype=np.float64)
+            option.point_size = float(np.clip(self.point_size * scale * s, 1.0, 25.0))
+            option.mesh_show_back_face = True
+            option.light_on = False  # meshes carry their own shading (shade_mesh); points are flat colours
+            control = vis.get_view_control()
+            with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+                control.convert_from_pinhole_camera_parameters(camera, allow_arbitrary=True)
+            vis.poll_events()
+            vis.update_renderer()
+            layer = np.asarray(vis.capture_screen_float_buffer(do_render=True), dtype=np.float32)
+            if len(passes) == 1:
+                image = layer
+                break
+            layer_depth = np.asarray(vis.capture_depth_float_buffer(do_render=True), dtype=np.float32)
+            layer_depth[layer_depth <= 0] = np.inf  # background
+            if image is None:
+                image, depth = layer, layer_depth
+            else:
+                nearer = layer_depth < depth + margin
+                image[nearer], depth[nearer] = layer[nearer], np.minimum(layer_depth, depth)[nearer]
         if s > 1:  # box-filter downsample (strided sums: much faster than a reshaped mean)
             image = sum(image[i::s, j::s] for i in range(s) for j in range(s)) / (s * s)
         return (np.clip(image, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
@@ -417,31 +460,52 @@ def show(
     require_display()
     o3d = import_open3d()
     _HiddenWindow.release()  # two live legacy windows break each other
-    offsets = layout_offsets([_points_of(scene) for scene in scenes], view)
+    # Each scene scaled to the unit sphere, as the models see shapes: a raw-scale airplane is no speck.
+    normalized = [normalize_scene(scene) for scene in scenes]
+    offsets = layout_offsets([_points_of(scene) for scene in normalized], view)
     drawables = []
-    for scene, offset in zip(scenes, offsets):
+    for scene, offset in zip(normalized, offsets):
         for geometry in scene:
-            drawables.append(_to_open3d(o3d, geometry).translate(offset))
+            drawables.append(_to_open3d(o3d, geometry, view=view).translate(offset))
     for i, title in enumerate(titles or []):
         print(f"[{i + 1}] {title}")
     vis = o3d.visualization.Visualizer()
-    with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+    # GLFW, Mesa and Wayland talk on stderr ("error: XDG_RUNTIME_DIR is invalid..." looks like ours):
+    # keep it out, and quote it only when the window cannot open.
+    with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error), _quiet_stderr() as said:
         opened = vis.create_window(window_name=window_name, width=width, height=height)
     if not opened:
-        raise RenderError(_no_renderer_message("Open3D cannot open a window"))
+        raise RenderError(_no_renderer_message("Open3D cannot open a window", " / ".join(said[-3:])))
     try:
         for drawable in drawables:
             vis.add_geometry(drawable)
         option = vis.get_render_option()
         option.point_size = point_size
         option.mesh_show_back_face = True
+        option.light_on = False  # meshes carry their own two-sided shading
         direction, up_vector, _ = view_basis(view)
         control = vis.get_view_control()
         control.set_up(up_vector)
         control.set_front(direction)
-        vis.run()
+        with _quiet_stderr():
+            vis.run()
     finally:
         vis.destroy_window()
+
+
+def normalize_scene(scene: Sequence[Geometry]) -> list[Geometry]:
+    """Copies of a scene's geometries moved and scaled together so the scene fits the unit sphere
+    (bounding-box centre at the origin, farthest point at distance 1)."""
+    points = _points_of(scene)
+    center = (points.min(0) + points.max(0)) / 2
+    radius = max(float(np.linalg.norm(points - center, axis=1).max()), 1e-12)
+    out: list[Geometry] = []
+    for g in scene:
+        if isinstance(g, Cloud):
+            out.append(replace(g, points=(np.asarray(g.points, np.float64) - center) / radius))
+        else:
+            out.append(replace(g, vertices=(np.asarray(g.vertices, np.float64) - center) / radius))
+    return out
 
 
 def layout_offsets(

@@ -5,6 +5,7 @@ the engine, so the figures stay free of I/O and tests have one place to substitu
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,20 +13,93 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import PointCloudDataset, read_mesh
+from ..data import PointCloudDataset, read_mesh, read_point_cloud
 from ..data import load_points as _load_points
 from ..data import open_dataset as _open_dataset
 from ..data.io import MESH_SUFFIXES
+from ..data.record import DataSpec
 from ..engine.evaluate import dataset_for_checkpoint
-from ..engine.trainer import predict_logits as _predict_logits
-from ..errors import DataError
+from ..errors import DataError, PointNetKitError
 
-__all__ = ["load_points", "load_mesh", "open_dataset", "dataset_for_checkpoint", "predict_logits", "predict_split"]
+__all__ = [
+    "DISPLAY_POINTS",
+    "load_points",
+    "load_display_points",
+    "model_points",
+    "load_mesh",
+    "open_dataset",
+    "load_run",
+    "spec_of",
+    "dataset_for_checkpoint",
+    "predict_logits",
+    "predict_split",
+    "SplitPredictions",
+    "PartSample",
+    "read_part_file",
+    "predict_dense",
+]
+
+DISPLAY_POINTS = 2048  # points drawn from a mesh (or at most from a cloud file) unless --num-points says otherwise
 
 
 def load_points(path: str | os.PathLike, num_points: int = 1024, seed: int = 0) -> np.ndarray:
     """``(num_points, 3)`` float32 points of any mesh or cloud file the data layer reads, normalised."""
     return _load_points(path, num_points=num_points, seed=seed, normalize=True)
+
+
+def load_display_points(path: str | os.PathLike, num_points: int | None = None, seed: int = 0) -> np.ndarray:
+    """The points of a file as drawn: ``(M, 3)`` float32, normalised to the unit sphere.
+
+    ``num_points`` defaults to :data:`DISPLAY_POINTS` for meshes and to the cloud's own count (at most
+    :data:`DISPLAY_POINTS`) for point cloud files, so a cloud is never padded with repeated points.
+    """
+    if num_points is None:
+        num_points = DISPLAY_POINTS
+        if load_mesh(path) is None:
+            num_points = min(DISPLAY_POINTS, len(read_point_cloud(path)[0]))
+    return load_points(path, num_points=num_points, seed=seed)
+
+
+def model_points(display: np.ndarray, num_points: int, seed: int = 0) -> np.ndarray:
+    """Indices ``(num_points,)`` of the drawn points the model sees: a seeded random subset, as the
+    datasets serve a random subset of their stored points (``display`` must hold at least ``num_points``)."""
+    if len(display) < num_points:
+        raise DataError(f"{len(display)} points drawn but the model sees {num_points}; raise --num-points")
+    return np.sort(np.random.default_rng(seed).permutation(len(display))[:num_points])
+
+
+def spec_of(ckpt: dict[str, Any]) -> DataSpec:
+    """The checkpoint's :class:`DataSpec`: its ``data_spec``, or for older checkpoints the one its
+    resolved config and class names describe."""
+    if ckpt.get("data_spec"):
+        return DataSpec.from_dict(ckpt["data_spec"])
+    from ..engine.datasets import data_config_from_checkpoint
+
+    data = data_config_from_checkpoint(ckpt)
+    channels = ["x", "y", "z"] + (["nx", "ny", "nz"] if data.use_normals else [])
+    task = "part_segmentation" if str(ckpt.get("model_name", "")).endswith("_seg") else "classification"
+    return DataSpec(
+        task=task,
+        num_points=data.num_points,
+        channels=channels,
+        up_axis=data.up_axis,
+        class_names=list(ckpt.get("class_names") or []),
+        source=str(data.root),
+    )
+
+
+def load_run(checkpoint: str | os.PathLike) -> tuple[nn.Module, DataSpec, dict[str, Any]]:
+    """A checkpoint's model (eval mode, CPU), its data spec and the checkpoint dict.
+
+    Goes through the engine's one reader (``engine.checkpoint.load_run``) where it exists.
+    """
+    from ..engine import checkpoint as C
+
+    if hasattr(C, "load_run"):
+        model, _task, spec, ckpt = C.load_run(checkpoint)
+        return model.eval(), spec, ckpt
+    model, ckpt = C.load_model(checkpoint)
+    return model.eval(), spec_of(ckpt), ckpt
 
 
 def load_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | None:
@@ -45,11 +119,64 @@ def open_dataset(root: str | os.PathLike, split: str = "train", num_points: int 
 
 
 def predict_logits(
-    model: nn.Module, points: torch.Tensor, batch_size: int = 64, device: str | torch.device = "cpu"
+    model: nn.Module,
+    points: torch.Tensor,
+    batch_size: int = 64,
+    device: str | torch.device = "cpu",
+    category: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Logits ``(M, num_classes)`` (on the CPU) of ``points: (M, N, C)``, in batches, without gradients."""
+    """Logits ``(M, K)`` or ``(M, N, K)`` (on the CPU) of ``points: (M, N, C)``, in batches, without gradients.
+
+    ``category (M,)`` is passed to models that take the shape category (``num_categories > 0``).
+    Goes through the engine's ``predict_logits`` (the one inference path).
+    """
     model = model.to(device)
-    return _predict_logits(model, points.to(device), batch_size=batch_size).cpu()
+    points = points.to(device)
+    if not getattr(model, "num_categories", 0):
+        category = None
+    try:
+        from ..engine.inference import predict_logits as engine_predict
+    except ImportError:  # until the engine's inference module lands: the contract's forward, batched
+        return _contract_logits(model, points, batch_size, category)
+    if category is None:
+        return engine_predict(model, points, batch_size=batch_size).cpu()
+    return engine_predict(model, points, batch_size=batch_size, category=category.to(device)).cpu()
+
+
+@torch.no_grad()
+def _contract_logits(
+    model: nn.Module, points: torch.Tensor, batch_size: int, category: torch.Tensor | None
+) -> torch.Tensor:
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(points), batch_size):
+        cat = None if category is None else category[start : start + batch_size].to(points.device)
+        out.append(model(points[start : start + batch_size], cat)["logits"].float().cpu())
+    model.train(was_training)
+    return torch.cat(out)
+
+
+@dataclass
+class SplitPredictions:
+    """One split of a run's data with the model's outputs.
+
+    ``probs``: softmax outputs, ``(M, K)`` for classification or ``(M, N, K)`` per point for part
+    segmentation (over the ``dataset.num_points`` points the model saw).
+    """
+
+    model: nn.Module
+    spec: DataSpec
+    ckpt: dict[str, Any]
+    dataset: PointCloudDataset
+    probs: np.ndarray
+    display_points: np.ndarray | None = None  # (M, D, 3) the same shapes with all stored points, D >= N
+
+    def drawn(self, num_points: int | None = None) -> np.ndarray:
+        """``(M, D, 3)`` points to draw: all the data holds (or the first ``num_points``); the model saw
+        the first ``dataset.num_points`` of each."""
+        points = self.display_points if self.display_points is not None else self.dataset.points
+        return points[:, :num_points]
 
 
 def predict_split(
@@ -58,18 +185,128 @@ def predict_split(
     split: str = "val",
     device: str = "auto",
     batch_size: int = 64,
-) -> tuple[nn.Module, dict[str, Any], PointCloudDataset, np.ndarray]:
-    """Load a checkpoint and one split of its data and classify it: ``(model, ckpt, dataset, probs (M, K))``.
+) -> SplitPredictions:
+    """Load a checkpoint and one split of its data and run the model on it.
 
     The split is the one the run used (same classes, points and validation carve-out).
     """
-    from ..engine.checkpoint import load_model
     from ..utils import resolve_device
 
-    model, ckpt = load_model(checkpoint)
+    model, spec, ckpt = load_run(checkpoint)
     dataset = dataset_for_checkpoint(ckpt, data=data, split=split)
     if len(dataset) == 0:
         raise DataError(f"the {split} split of the data is empty")
-    points = dataset.as_tensors()["points"]
-    logits = predict_logits(model, points, batch_size=batch_size, device=resolve_device(device))
-    return model, ckpt, dataset, torch.softmax(logits.float(), dim=1).numpy()
+    batch = dataset.as_tensors()
+    logits = predict_logits(
+        model, batch["points"], batch_size=batch_size, device=resolve_device(device), category=batch["labels"]
+    )
+    probs = torch.softmax(logits.float(), dim=-1).numpy()
+    return SplitPredictions(model, spec, ckpt, dataset, probs, _display_points(ckpt, data, split, dataset))
+
+
+def _display_points(
+    ckpt: dict[str, Any], data: str | None, split: str, dataset: PointCloudDataset
+) -> np.ndarray | None:
+    """The split's clouds with every stored point, when the loader trimmed them to what the model sees.
+
+    Used only when it provably holds the same shapes, whose first points are exactly the model's.
+    """
+    if dataset.points.shape[1] > dataset.num_points:
+        return None  # the dataset already holds more points than the model sees
+    import dataclasses
+
+    from ..engine.datasets import data_config_from_checkpoint, load_split
+
+    try:
+        full = load_split(dataclasses.replace(data_config_from_checkpoint(ckpt), num_points=None), split, root=data)
+    except (PointNetKitError, TypeError, ValueError):
+        return None
+    n = dataset.num_points
+    same = (
+        len(full) == len(dataset)
+        and np.array_equal(full.labels, dataset.labels)
+        and full.points.shape[1] > n
+        and np.array_equal(full.points[:, :n], dataset.points[:, :n])
+    )
+    return full.points if same else None
+
+
+@dataclass
+class PartSample:
+    """One part-labelled shape file: ``points (N, 3)`` normalised, ``part_labels (N,)`` global part ids
+    or ``None``, and its ``category`` name when the file's place in a ShapeNetPart tree tells it."""
+
+    points: np.ndarray
+    part_labels: np.ndarray | None
+    category: str | None
+
+
+def _synset_categories(path: Path) -> dict[str, str]:
+    """``synsetoffset2category.txt`` of the tree ``path`` sits in (searched upwards): synset -> category."""
+    for folder in path.resolve().parents:
+        listing = folder / "synsetoffset2category.txt"
+        if listing.is_file():
+            pairs = (line.split() for line in listing.read_text().splitlines() if line.strip())
+            return {synset: name for name, synset, *_ in pairs}
+    return {}
+
+
+def read_part_file(path: str | os.PathLike, spec: DataSpec | None = None) -> PartSample:
+    """A ShapeNetPart shape: ``.pts`` (with ``../points_label/<name>.seg`` when present, per-category
+    part ids 1..k mapped to the spec's global ids) or a ``v0_normal`` ``.txt`` (``x y z nx ny nz part``,
+    global ids); any other file the data layer reads gives points without labels.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    categories = _synset_categories(path)
+    synset = path.parent.name if path.suffix.lower() == ".txt" else path.parent.parent.name
+    category = categories.get(synset)
+    labels = None
+    if path.suffix.lower() == ".pts":
+        points = np.loadtxt(path, dtype=np.float64, ndmin=2)[:, :3]
+        seg = path.parent.parent / "points_label" / f"{path.stem}.seg"
+        if seg.is_file() and spec is not None and category is not None and spec.category_parts:
+            local = np.loadtxt(seg, dtype=np.int64, ndmin=1)
+            if len(local) != len(points):
+                raise DataError(f"{seg}: {len(local)} labels for {len(points)} points in {path.name}")
+            parts = np.asarray(spec.category_parts.get(category) or [], dtype=np.int64)
+            if len(parts) and local.min() >= 1 and local.max() <= len(parts):
+                labels = parts[local - 1]
+    elif path.suffix.lower() == ".txt":
+        table = np.loadtxt(path, dtype=np.float64, ndmin=2)
+        if table.shape[1] < 7:
+            raise DataError(f"{path}: expected columns x y z nx ny nz part, got {table.shape[1]} columns")
+        points, labels = table[:, :3], table[:, 6].astype(np.int64)
+    else:
+        return PartSample(load_display_points(path), None, None)
+    from ..data import normalize_unit_sphere
+
+    return PartSample(normalize_unit_sphere(points).astype(np.float32), labels, category)
+
+
+@torch.no_grad()
+def predict_dense(
+    model: nn.Module,
+    points: np.ndarray,
+    num_points: int,
+    category: int | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Per-point logits ``(M, K)`` of every one of ``points (M, 3)``, the model seeing ``num_points`` at a time.
+
+    The points are split, in a seeded random order, into batch items of ``num_points`` (the last one
+    topped up with other points), so every point is predicted at the density the model was trained on.
+    """
+    m = len(points)
+    order = np.random.default_rng(seed).permutation(m)
+    items = -(-m // num_points)
+    padded = np.concatenate([order, order[: items * num_points - m]]) if items * num_points > m else order
+    while len(padded) < items * num_points:  # fewer points than one item: repeat
+        padded = np.concatenate([padded, order])[: items * num_points]
+    batch = torch.from_numpy(np.ascontiguousarray(points[padded].reshape(items, num_points, -1), dtype=np.float32))
+    cat = None if category is None else torch.full((items,), int(category), dtype=torch.long)
+    logits = predict_logits(model, batch, category=cat).reshape(items * num_points, -1).numpy()
+    out = np.empty((m, logits.shape[1]), dtype=np.float32)
+    out[padded] = logits  # repeated points get one of their (identical-input) predictions
+    return out

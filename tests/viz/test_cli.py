@@ -144,3 +144,49 @@ def test_dataset_from_the_data_layer(cli, tmp_path):
         pytest.skip("pointnet_kit.data.open_dataset is not merged yet")
     assert cli("viz", "dataset", "default", "--n", 4, "--size", 64, "--out", tmp_path / "d.png") == 0
     _png(tmp_path / "d.png")
+
+
+def test_model_sees_its_training_points_while_the_file_is_drawn_dense(tmp_path, checkpoint):
+    import argparse
+
+    from pointnet_kit.cli.viz import _model_and_points
+
+    dense = tmp_path / "dense.npy"
+    np.save(dense, sphere(1500).astype(np.float32))
+    args = argparse.Namespace(checkpoint=checkpoint[0], file=dense, num_points=None, seed=0, show=False, up=None)
+    _, spec, drawn, seen = _model_and_points(args)
+    assert spec.num_points == 256 and len(drawn) == 1500  # the file's own points, not padded, not cut
+    assert len(seen) == 256 and len(np.unique(seen)) == 256  # a subset of what is drawn
+    assert args.up == "z"  # the run's up axis
+    args = argparse.Namespace(checkpoint=checkpoint[0], file=dense, num_points=100, seed=0, show=False, up="y")
+    _, _, drawn, seen = _model_and_points(args)
+    assert len(drawn) == 256 and len(seen) == 256 and args.up == "y"  # never fewer drawn than seen
+
+
+def test_up_axis_comes_from_the_run(tmp_path, cloud_file):
+    from pointnet_kit.engine.checkpoint import save_checkpoint
+    from pointnet_kit.viz import sources
+
+    from .viz_helpers import perturbed_pointnet
+
+    config = {"data": {"root": "default", "num_points": 64, "up_axis": "y"}}
+    path = save_checkpoint(tmp_path / "c.pt", perturbed_pointnet(num_classes=2).float(), class_names=["a", "b"], config=config)
+    _, spec, _ = sources.load_run(path)
+    assert (spec.up_axis, spec.num_points, spec.class_names) == ("y", 64, ["a", "b"])
+
+
+
+def test_predictions_draw_every_stored_point_while_the_model_sees_its_own(tmp_path):
+    from pointnet_kit.engine.checkpoint import save_checkpoint
+    from tests.engine.conftest import write_tiny_hdf5
+
+    from .viz_helpers import perturbed_pointnet
+
+    root = write_tiny_hdf5(tmp_path / "data", num_points=512)
+    config = {"data": {"root": str(root), "num_points": 128, "val_fraction": 0.25, "split_seed": 0}}
+    names = ["stick_x", "stick_z", "blob"]
+    ckpt = save_checkpoint(tmp_path / "c.pt", perturbed_pointnet(num_classes=3).float(), class_names=names, config=config)
+    result = sources.predict_split(ckpt, device="cpu")
+    assert result.dataset.num_points == 128 and result.drawn().shape[1] == 512
+    np.testing.assert_array_equal(result.drawn()[:, :128], result.dataset.as_tensors()["points"].numpy())
+    assert result.drawn(300).shape[1] == 300

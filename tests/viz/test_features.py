@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from .viz_helpers import perturbed_pointnet
@@ -17,8 +18,7 @@ def _cloud(n: int = 256, seed: int = 0) -> torch.Tensor:
 
 
 def _global(model, points: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return model(points.unsqueeze(0))["global_feature"][0]
+    return F.features_of(model, points)["global_feature"][0]
 
 
 @pytest.fixture(scope="module")
@@ -87,18 +87,16 @@ def test_max_pool_wins_counts_each_dimension_once(pointnet):
 
 def test_layer_features_match_the_model(pointnet):
     points = _cloud(seed=5)
-    names = F.layer_names(pointnet)
+    names = F.layer_names(pointnet, points)
     assert names == ["mlp1.0", "mlp1.1", "mlp2.0", "mlp2.1", "mlp2.2"]
-    widths = F.layer_widths(pointnet)
+    widths = {"mlp1.0": 64, "mlp1.1": 64, "mlp2.0": 64, "mlp2.1": 128, "mlp2.2": 1024}
     feats = F.layer_features(pointnet, points, names)
     for name in names:
         assert feats[name].shape == (1, widths[name], 256)
         assert (feats[name] >= 0).all()  # after ReLU
-    with torch.no_grad():
-        out = pointnet(points.unsqueeze(0), return_features=True)
+    out = F.features_of(pointnet, points)
     torch.testing.assert_close(feats["mlp2.2"], out["point_features"], rtol=0, atol=0)
-    # The feature transform sits between mlp1 and mlp2, so mlp1's output is not local_feature.
-    assert not torch.allclose(feats["mlp1.1"], out["local_feature"])
+    torch.testing.assert_close(out["point_features"].amax(dim=2), out["global_feature"], rtol=0, atol=0)
 
 
 def test_input_transform_is_the_models(pointnet):
@@ -123,5 +121,28 @@ def test_bad_requests_are_clear_errors(pointnet):
         F.upper_bound_shape(pointnet, torch.zeros(10, 6, dtype=torch.float64))
     with pytest.raises(PointNetKitError, match="resolution"):
         F.bounding_grid(points, 1)
-    with pytest.raises(PointNetKitError, match="no PointNet encoder"):
-        F.layer_names(torch.nn.Linear(3, 3))
+    with pytest.raises(PointNetKitError, match="does not implement forward_features"):
+        F.features_of(torch.nn.Linear(3, 3).eval(), points)
+
+
+def test_an_inactive_channel_is_named_with_the_active_ones():
+    from pointnet_kit.viz.figures import feature_map
+
+    model = perturbed_pointnet("pointnet")
+    bns = [m for m in model.encoder.mlp2.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    with torch.no_grad():  # channel 7 of mlp2.1 never fires: BN maps it to -1 before the ReLU
+        bns[1].weight[7], bns[1].bias[7] = 0.0, -1.0
+    points = _cloud(64, seed=7).numpy()
+    feats = F.layer_features(model, torch.from_numpy(points), ["mlp2.1"])["mlp2.1"][0]
+    active = torch.nonzero((feats != 0).any(dim=1)).flatten().tolist()
+    assert 7 not in active and 0 < len(active) < 128
+    with pytest.raises(PointNetKitError) as info:
+        feature_map(model, points, "channel", "mlp2.1", 7)
+    message = str(info.value)
+    assert message.startswith("channel 7 of mlp2.1 is inactive on this cloud")
+    listed = message.split(f"active channels ({len(active)} of 128): ")[1].split(", ")
+    expanded = [i for part in listed for i in (range(int(part.split("-")[0]), int(part.split("-")[-1]) + 1))]
+    assert expanded == active
+    shown = feature_map(model, points, "channel", "mlp2.1", active[0])
+    assert shown.values.shape == (64,) and np.any(shown.values != 0) and shown.layer == "mlp2.1"
+    assert feature_map(model, points, "norm").layer == "mlp2.2"  # the model's last layer by default

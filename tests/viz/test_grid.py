@@ -82,6 +82,22 @@ def test_choose_samples_spreads_over_classes():
     assert np.array_equal(figures.choose_samples(labels, 8, seed=3), figures.choose_samples(labels, 8, seed=3))
 
 
+@pytest.mark.parametrize("n", [1, 4, 16, 17, 23])
+def test_a_grid_never_repeats_a_sample(n):
+    labels = np.repeat(np.arange(12), 20)[:: 3]  # 12 classes, a few shapes each, like a validation split
+    chosen = figures.choose_samples(labels, n, seed=0)
+    assert len(chosen) == min(n, len(labels)) and len(np.unique(chosen)) == len(chosen)
+    # Shapes of one class sit together (one run per class), so no two rows show the same classes in order.
+    classes = labels[chosen]
+    runs = 1 + int((classes[1:] != classes[:-1]).sum())
+    assert runs == len(set(classes.tolist()))
+
+
+def test_plural():
+    assert figures.plural(1, "class") == "1 class" and figures.plural(2, "class") == "2 classes"
+    assert figures.plural(0, "shape") == "0 shapes" and figures.plural(1, "point") == "1 point"
+
+
 def _has(image: np.ndarray, color, tolerance: int = 30, count: int = 20) -> bool:
     return (np.abs(image.astype(int) - np.array(color) * 255).max(axis=2) < tolerance).sum() > count
 
@@ -118,29 +134,57 @@ def test_heatmap_figure_has_colour_bar_and_grey_zeros(renderer):
     assert _has(heat, C.get_cmap("viridis")(1.0)[:3], tolerance=16)  # the map's top colour (points, bar)
     wins = np.zeros(300)
     wins[:20] = np.arange(1, 21)
-    panels = figures.heatmap_panels(points, wins, "wins", log=True, cmap="plasma")
+    panels = figures.heatmap_panels(points, wins, "wins", log=True, cmap="plasma", spread=False)
     assert panels.colorbar["vmin"] == 1 and panels.colorbar["log"]
     assert _has(figures.render_panels(panels, renderer), C.NONE, tolerance=40, count=50)  # zero-win points grey
 
 
-def test_critical_figure_shares_one_camera(renderer):
+def test_heatmap_draws_every_point_and_spreads_values_from_the_seen_ones():
+    points = sphere(1000)
+    seen = np.arange(0, 1000, 8)  # the model saw 125 of the 1000 drawn points
+    values = points[seen, 2]
+    panels = figures.heatmap_panels(points, values, "height", seen=seen)
+    drawn = np.concatenate([c.points for c in panels.scenes[0]])
+    assert len(drawn) == 1000
+    spread = figures.nearest_values(points, points[seen], values)
+    np.testing.assert_array_equal(spread[seen], values)  # exact at the seen points
+    assert np.corrcoef(spread, points[:, 2])[0, 1] > 0.95  # and a faithful field elsewhere
+    wins = np.zeros(125)
+    wins[:5] = 3
+    sparse = figures.heatmap_panels(points, wins, "wins", seen=seen, log=True, spread=False)
+    grey, coloured = sparse.scenes[0]
+    assert len(coloured.points) == 5 and len(grey.points) == 995  # only winners coloured; no value invented
+
+
+def test_critical_figure_shares_one_camera_and_has_a_legend(renderer):
     points = sphere(300)
+    seen = np.arange(0, 300, 2)  # 150 seen of 300 drawn
     upper = sphere(100, 1) * 0.5
-    panels = figures.critical_panels(points, np.arange(0, 300, 7), upper)
-    assert panels.captions == ["input (300 points)", "critical points (43)", "upper-bound shape (100)"]
+    panels = figures.critical_panels(points, seen, np.arange(0, 150, 7), upper)
+    assert panels.captions == ["input (150 of 300 points seen)", "critical points (22)", "upper-bound shape (100)"]
     assert len(panels.fit) == 400
+    colours = [c for c, _ in panels.legend]
+    assert colours == [C.CONTEXT, C.SEEN, C.CRITICAL, C.UPPER_BOUND]
     image = figures.render_panels(panels, renderer)
     assert image.shape[1] >= 3 * renderer.width
     assert _has(image, C.CRITICAL)
-    split = figures.critical_panels(points, np.arange(0, 300, 7), upper, global_winners=np.arange(0, 300, 14))
-    assert split.captions[1] == "critical points (22 + 21 for T-Nets)"
-    colors = split.scenes[1][0].colors
-    assert (colors == C.CRITICAL).all(1).sum() == 22 and (colors == C.CRITICAL_TNET).all(1).sum() == 21
+    for colour in colours:  # every legend swatch is drawn
+        assert _has(image[-len(panels.legend) * 30 :], colour, tolerance=20, count=10)
+    split = figures.critical_panels(points, seen, np.arange(0, 150, 7), upper, global_winners=np.arange(0, 150, 14))
+    assert split.captions[1] == "critical points (11 + 11)"
+    assert [c for c, _ in split.legend] == [C.CONTEXT, C.SEEN, C.CRITICAL, C.CRITICAL_TNET, C.UPPER_BOUND]
+    colors = split.scenes[1][1].colors
+    assert (colors == C.CRITICAL).all(1).sum() == 11 and (colors == C.CRITICAL_TNET).all(1).sum() == 11
 
 
-def test_transform_panels_title_gives_scales():
+def test_transform_title_in_words_and_shared_camera():
     points = sphere(100)
     matrix = np.diag([2.0, 1.0, 0.5])
     panels = figures.transform_panels(points, points @ matrix, matrix)
-    assert panels.title == "input transform: scales 2.00 / 1.00 / 0.50, det 1.00"
+    assert panels.title == "input transform: stretches x by 2.00, y by 1.00, z by 0.50 (volume ×1.00) and turns 0°"
     np.testing.assert_array_equal(panels.scenes[0][0].colors, panels.scenes[1][0].colors)
+    assert panels.fit is not None and len(panels.fit) == 200  # one camera: the scaling shows
+    assert figures.transform_panels(points, points @ matrix, matrix, shared_camera=False).fit is None
+    turn = np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]) * 3
+    assert figures.describe_transform(turn).endswith("(volume ×27.00) and turns 90°")
+    assert figures.describe_transform(np.diag([1.0, 1.0, -1.0])).endswith("mirrors")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -195,22 +196,35 @@ def test_show_needs_a_display(monkeypatch):
         R.show([[R.Cloud(sphere(10))]])
 
 
-def test_show_lays_out_scenes_in_one_window(monkeypatch, capsys):
+def test_show_lays_out_scenes_in_one_window(monkeypatch, capfd):
     """The interactive path, with the window's event loop stubbed out (no display here)."""
     o3d = R.import_open3d()
     added = []
     real_add = o3d.visualization.Visualizer.add_geometry
+    real_create = o3d.visualization.Visualizer.create_window
+
+    def noisy_create(self, *args, **kwargs):  # what GLFW/Wayland print on some desktops
+        os.write(2, b"error: XDG_RUNTIME_DIR is invalid or not set in the environment.\n")
+        return real_create(self, *args, **{**kwargs, "visible": False})
+
     monkeypatch.setattr(R, "has_display", lambda: True)
     monkeypatch.setattr(o3d.visualization.Visualizer, "run", lambda self: None)
+    monkeypatch.setattr(o3d.visualization.Visualizer, "create_window", noisy_create)
     monkeypatch.setattr(
         o3d.visualization.Visualizer,
         "add_geometry",
         lambda self, geometry, *a, **k: added.append(np.asarray(geometry.points)) or real_add(self, geometry, *a, **k),
     )
-    R.show([[R.Cloud(sphere(50, 1))], [R.Cloud(sphere(50, 2)), R.Cloud(sphere(20, 3))]], ["first", "second"])
+    speck, big = sphere(50, 1) * 0.01, sphere(50, 2) * 100 + 7
+    R.show([[R.Cloud(speck)], [R.Cloud(big), R.Cloud(sphere(20, 3) * 50)]], ["first", "second"])
     assert len(added) == 3
     assert np.linalg.norm(added[0].mean(0) - added[1].mean(0)) > 2  # the two scenes side by side, apart
-    assert capsys.readouterr().out.splitlines() == ["[1] first", "[2] second"]
+    for cloud in added[:2]:  # every scene scaled to the unit sphere, a speck and a giant alike
+        centre = (cloud.min(0) + cloud.max(0)) / 2
+        assert np.linalg.norm(cloud - centre, axis=1).max() == pytest.approx(1.0, abs=0.05)
+    out, err = capfd.readouterr()
+    assert out.splitlines() == ["[1] first", "[2] second"]
+    assert "XDG_RUNTIME_DIR" not in err
 
 
 def test_layout_offsets_place_scenes_apart_facing_the_camera():
@@ -239,3 +253,24 @@ def test_importing_viz_does_not_import_open3d_or_matplotlib():
         "assert 'open3d' not in sys.modules and 'matplotlib' not in sys.modules, 'eager import'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_upward_faces_are_lit_and_winding_does_not_matter(renderer):
+    import trimesh
+
+    box = trimesh.creation.box(extents=(2, 1.5, 0.6))
+    v, f = np.asarray(box.vertices), np.asarray(box.faces)
+    out, inward = renderer.render([R.Mesh(v, f)]), renderer.render([R.Mesh(v, f[:, ::-1])])
+    np.testing.assert_array_equal(out, inward)  # two-sided: faces wound inwards look the same
+    extrinsic, intrinsic = R.fit_camera(v, 96, 96, renderer.view)
+    top, side = R.project(np.array([[0, 0, 0.3], [0, -0.75, 0]]), extrinsic, intrinsic).round().astype(int)
+    brightness = out.astype(int).sum(axis=2)
+    assert brightness[top[1], top[0]] > brightness[side[1], side[0]] + 40  # the top face is the brightest
+
+
+def test_shade_mesh_gives_every_face_its_own_vertices():
+    v = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=float)
+    f = np.array([[0, 1, 2], [0, 1, 3]])
+    vertices, faces, colors = R.shade_mesh(v, f, (1.0, 1.0, 1.0))
+    assert vertices.shape == (6, 3) and faces.tolist() == [[0, 1, 2], [3, 4, 5]] and colors.shape == (6, 3)
+    assert np.all(colors[:3] == colors[0]) and not np.allclose(colors[0], colors[3])  # flat per face
