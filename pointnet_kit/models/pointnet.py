@@ -61,13 +61,13 @@ class PointNetEncoder(nn.Module):
             x = torch.bmm(transform.transpose(1, 2), x)  # (B, 64, N)
             out["feature_transform"] = transform
         out["local_feature"] = x
-        features = self.mlp2(x)  # (B, D, N)
         if return_features:
+            features = self.mlp2(x)  # (B, D, N)
             pooled, indices = features.max(dim=2)  # (B, D), (B, D)
             out["point_features"] = features
             out["critical_indices"] = indices
         else:
-            pooled = features.amax(dim=2)  # (B, D)
+            pooled = self.mlp2.max_pool(x)  # (B, D), without building the (B, D, N) features
         out["global_feature"] = pooled
         return out
 
