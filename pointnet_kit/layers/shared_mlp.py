@@ -61,7 +61,9 @@ def _chunked_max(
     step = max(1, chunk_elements // max(1, weight.shape[0] * num_points))
     values, indices = [], []
     for start in range(0, batch, step):
-        y = torch.matmul(weight, x[start : start + step])  # (b, C, N)
+        chunk = x[start : start + step]
+        # bmm writes (b, C, N) directly; matmul would compute (b N, C) and then copy it transposed.
+        y = torch.bmm(weight.expand(chunk.shape[0], -1, -1), chunk)  # (b, C, N)
         if with_indices:
             v, i = y.max(dim=2)
             indices.append(i)
@@ -127,17 +129,27 @@ class SharedMLP(nn.Sequential):
         self.last_activation = last_activation
         self.backend: Backend = backend
 
-    def _fusable_tail(self) -> tuple[nn.Conv1d, nn.BatchNorm1d | None] | None:
-        """``(conv, bn)`` when the last layer is ``Conv1d(k=1) [-> BatchNorm1d] -> ReLU``, else None."""
-        if self.backend != "conv" or len(self) < 2 or not isinstance(self[-1], nn.ReLU):
+    def _fusable_tail(self) -> tuple[int, nn.Conv1d, nn.BatchNorm1d | None] | None:
+        """``(start, conv, bn)`` when the last layer is ``Conv1d(k=1) [-> BatchNorm1d] -> ReLU``, else None.
+
+        ``start`` indexes the conv; ``nn.Identity`` (a BatchNorm removed by
+        :func:`~pointnet_kit.layers.fuse.fold_batchnorm`) is skipped.
+        """
+        modules = list(self)
+        if self.backend != "conv" or not modules or not isinstance(modules[-1], nn.ReLU):
             return None
-        bn = self[-2] if isinstance(self[-2], nn.BatchNorm1d) else None
-        conv = self[-3] if bn is not None and len(self) >= 3 else self[-2]
-        if not isinstance(conv, nn.Conv1d) or conv.kernel_size != (1,) or conv.groups != 1:
+        i = len(modules) - 2
+        while i >= 0 and isinstance(modules[i], nn.Identity):
+            i -= 1
+        bn = modules[i] if i >= 0 and isinstance(modules[i], nn.BatchNorm1d) else None
+        if bn is not None:
+            i -= 1
+        conv = modules[i] if i >= 0 else None
+        if not isinstance(conv, nn.Conv1d) or conv.kernel_size != (1,) or conv.groups != 1 or conv.stride != (1,):
             return None
         if bn is not None and (conv.bias is not None or not bn.affine or not bn.track_running_stats):
             return None
-        return conv, bn
+        return i, conv, bn
 
     def max_pool(self, x: torch.Tensor, chunk_elements: int = POOL_CHUNK_ELEMENTS) -> torch.Tensor:
         """``self(x).max(dim=2).values`` without building the last layer's ``(B, C, N)`` output.
@@ -161,9 +173,9 @@ class SharedMLP(nn.Sequential):
         tail = self._fusable_tail()
         if tail is None or _has_hooks(self):
             return self(x).max(dim=2).values
-        conv, bn = tail
+        start, conv, bn = tail
         h = x
-        for module in list(self)[: len(self) - (3 if bn is not None else 2)]:
+        for module in list(self)[:start]:
             h = module(h)  # ends as the last layer's input (B, C_in, N)
         weight = conv.weight.squeeze(-1)  # (C, C_in)
         differentiable = torch.is_grad_enabled()
