@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# This checkout first: the installed `pointnet-kit` may point at another copy of the package.
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 from _bench_common import base_parser, device_info, measure, setup, time_call  # noqa: E402
 
 from pointnet_kit import create_model  # noqa: E402

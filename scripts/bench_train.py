@@ -26,16 +26,18 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# This checkout first: the installed `pointnet-kit` may point at another copy of the package.
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 from _bench_common import base_parser, interleave, measure, median_ms, ratio_summary, setup  # noqa: E402
 from _reference_pointnet import STYLES, reference_train_step  # noqa: E402
 
 from pointnet_kit import create_model  # noqa: E402
 from pointnet_kit.data.transforms import build_batch_transforms  # noqa: E402
 from pointnet_kit.engine.config import augmentation_specs, config_from_dict  # noqa: E402
-from pointnet_kit.engine.trainer import autocast_context, classification_loss  # noqa: E402
-from pointnet_kit.layers import SharedMLP  # noqa: E402
+from pointnet_kit.engine.inference import autocast_context  # noqa: E402
+from pointnet_kit.layers import SharedMLP, orthogonality_loss  # noqa: E402
 
 # What each kit variant changes: (amp, compile, plain max pool).
 KIT_VARIANTS = {
@@ -51,6 +53,14 @@ def use_plain_pool(model: torch.nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, SharedMLP):
             module.max_pool = lambda x, m=module: m(x).amax(dim=2)  # type: ignore[method-assign]
+
+
+def training_loss(out: dict, target: torch.Tensor, config) -> torch.Tensor:
+    """The engine's classification loss: cross entropy + the model's own (already weighted) losses."""
+    loss = F.cross_entropy(out["logits"].float(), target, label_smoothing=config.train.label_smoothing)
+    if "losses" in out:  # models on the PointModel contract
+        return loss + sum(out["losses"].values())
+    return loss + config.train.feature_transform_weight * orthogonality_loss(out["feature_transform"].float())
 
 
 def kit_train_step(
@@ -75,7 +85,7 @@ def kit_train_step(
         target = labels[idx]
         with autocast_context(device, amp):
             out = step_model(points)
-            loss = classification_loss(out, target, config)
+            loss = training_loss(out, target, config)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
