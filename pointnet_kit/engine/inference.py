@@ -37,6 +37,12 @@ def autocast_context(device: torch.device, amp: str) -> contextlib.AbstractConte
     return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
+def category_input(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    """The ``category`` argument a model's forward takes: the batch's labels when the model uses the
+    shape category (``num_categories > 0``), else ``None`` (a classifier never sees its labels)."""
+    return batch.get("labels") if getattr(model, "num_categories", 0) > 0 else None
+
+
 def inference_model(model: nn.Module) -> nn.Module:
     """An eval-mode copy of ``model`` with BatchNorm folded in; ``model`` is untouched."""
     return fold_batchnorm(model)
@@ -72,11 +78,11 @@ def predict_logits(
         if transform is not None:
             batch = transform(batch)
         for sub in range(0, len(batch), micro):
-            kwargs = {}
-            if category is not None:
-                kwargs["category"] = category[start + sub : start + min(sub + micro, len(batch))]
+            cat = None if category is None else category[start + sub : start + min(sub + micro, len(batch))]
             with autocast_context(device, amp):
-                out.append(fast(batch[sub : sub + micro], **kwargs)["logits"].float())
+                out.append(fast(batch[sub : sub + micro], cat)["logits"].float())
     if not out:
-        return torch.zeros(0, getattr(model, "num_classes", 0), device=device)
+        per_point = getattr(model, "task", "classification") != "classification"
+        shape = (0, points.shape[1]) if per_point else (0,)
+        return torch.zeros(*shape, getattr(model, "num_classes", 0), device=device)
     return torch.cat(out)
