@@ -205,11 +205,14 @@ class SharedMLP(nn.Sequential):
         count = h.shape[0] * h.shape[2]
         if count < 2:
             raise ValueError(f"Expected more than 1 value per channel when training, got input size {tuple(h.shape)}")
-        h_mean = h.mean(dim=(0, 2))  # (C_in,)
-        centered = h - h_mean[:, None]
-        gram = torch.bmm(centered, centered.transpose(1, 2)).sum(dim=0)  # (C_in, C_in)
-        mean = weight @ h_mean  # (C,)
-        var = ((weight @ gram) * weight).sum(dim=1) / count  # (C,) biased, as BN normalises with
+        # In float32 even under autocast: the statistics are small and cancellation-prone.
+        with torch.autocast(h.device.type, enabled=False):
+            h, weight = h.float(), weight.float()
+            h_mean = h.mean(dim=(0, 2))  # (C_in,)
+            centered = h - h_mean[:, None]
+            gram = torch.bmm(centered, centered.transpose(1, 2)).sum(dim=0)  # (C_in, C_in)
+            mean = weight @ h_mean  # (C,)
+            var = ((weight @ gram) * weight).sum(dim=1) / count  # (C,) biased, as BN normalises with
         with torch.no_grad():
             bn.num_batches_tracked.add_(1)
             factor = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
