@@ -207,7 +207,8 @@ class SharedMLP(nn.Sequential):
             raise ValueError(f"Expected more than 1 value per channel when training, got input size {tuple(h.shape)}")
         # In float32 even under autocast: the statistics are small and cancellation-prone.
         with torch.autocast(h.device.type, enabled=False):
-            h, weight = h.float(), weight.float()
+            dtype = torch.promote_types(h.dtype, torch.float32)
+            h, weight = h.to(dtype), weight.to(dtype)
             h_mean = h.mean(dim=(0, 2))  # (C_in,)
             centered = h - h_mean[:, None]
             gram = torch.bmm(centered, centered.transpose(1, 2)).sum(dim=0)  # (C_in, C_in)
