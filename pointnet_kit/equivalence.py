@@ -272,6 +272,43 @@ def claim_shared_mlp_backends(
 
 
 @_claim
+def claim_shared_mlp_max_pool(
+    dtype: torch.dtype = torch.float32, device: DeviceLike = "cpu", seed: int = 0
+) -> ClaimResult:
+    """Claim 1c: the pooled layer the models run, ``SharedMLP.max_pool`` (BatchNorm in train mode),
+    == the conv backend then max over points == the linear backend then max over points.
+
+    ``max_pool`` never builds the last layer's output: BN statistics from the input's Gram matrix,
+    the argmax from a chunked BN-folded product, the value recomputed at the winners.
+    """
+    batch, num_points, channels = 4, 256, [64, 128, 1024]  # the last layer of every PointNet max pool
+    conv_mlp = _seeded(seed, lambda: SharedMLP(channels), dtype, device).train()
+    linear_mlp = conv_mlp.converted("linear")
+    fused_mlp = conv_mlp.converted("conv")
+    forms = [
+        _Formulation("SharedMLP 64-128-1024 Conv1d + BN (train), then max over N", lambda x: conv_mlp(x).amax(dim=2), conv_mlp),
+        _Formulation(
+            "SharedMLP.converted('linear') on (B, N, C), then max over N",
+            lambda x: linear_mlp(x.transpose(1, 2)).amax(dim=1),
+            linear_mlp,
+        ),
+        _Formulation("SharedMLP.max_pool (what the models run)", fused_mlp.max_pool, fused_mlp),
+    ]
+    terms = max(*channels, batch * num_points)  # BatchNorm statistics and weight gradients
+    return _compare(
+        "1c",
+        "SharedMLP + max pool: conv == linear == max_pool",
+        forms,
+        input_shape=(batch, channels[0], num_points),
+        output_shape=(batch, channels[-1]),
+        terms=terms,
+        dtype=dtype,
+        device=device,
+        seed=seed,
+    )
+
+
+@_claim
 def claim_conv2d_linear(
     dtype: torch.dtype = torch.float32, device: DeviceLike = "cpu", seed: int = 0
 ) -> ClaimResult:
@@ -480,6 +517,7 @@ def claim_bottleneck_counts(device: DeviceLike = "cpu", seed: int = 0, size: int
 CLAIMS: list[Callable[..., ClaimResult]] = [
     claim_conv1d_linear,
     claim_shared_mlp_backends,
+    claim_shared_mlp_max_pool,
     claim_conv2d_linear,
     claim_fc_image_conv,
     claim_class_maps,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import platform
 import resource
+import statistics
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -97,3 +99,58 @@ def measure(kind: str, step: Callable[[], object], device: torch.device, setting
         "ms_per_step": round(seconds * 1000, 3),
         "peak_memory_mb": round(peak_memory_mb(device), 1),
     }
+
+
+# --- interleaved comparisons -----------------------------------------------------------------------
+
+
+def interleave(steps: dict[str, Callable[[], object]], rounds: int, warmup: int) -> dict[str, list[float]]:
+    """Seconds per call of each step, timed A B C A B C ... in this process.
+
+    On a shared machine the load changes from second to second; interleaving exposes every variant
+    to the same load, so the per-round ratios are fair even when the absolute times wander.
+    """
+    for _ in range(warmup):
+        for step in steps.values():
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def ratio_summary(slow: list[float], fast: list[float]) -> dict[str, float]:
+    """Per-round ratios ``slow / fast`` (how many times faster ``fast`` is): median, min, max."""
+    ratios = [s / f for s, f in zip(slow, fast)]
+    return {"median": round(statistics.median(ratios), 3), "min": round(min(ratios), 3), "max": round(max(ratios), 3)}
+
+
+def median_ms(times: list[float]) -> float:
+    return round(statistics.median(times) * 1000, 2)
+
+
+def cpu_flags() -> set[str]:
+    """The CPU feature flags from /proc/cpuinfo (empty where unavailable)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+    """Measured throughput of one big square matmul (median of ``repeats``), GFLOP/s."""
+    a = torch.randn(size, size).to(dtype)
+    b = torch.randn(size, size).to(dtype)
+    torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9

@@ -15,7 +15,7 @@ from pointnet_kit.cli.main import main
 from pointnet_kit.layers import SharedMLP
 
 DTYPES = [torch.float32, torch.float64]
-CLAIM_IDS = {"1", "1b", "2", "3", "4a", "4b", "5"}
+CLAIM_IDS = {"1", "1b", "1c", "2", "3", "4a", "4b", "5"}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_cli_reports_every_claim(cli_run):
     assert status == 0 and report["passed"] is True and report["device"] == "cpu"
     assert {row["claim"] for row in report["results"]} == CLAIM_IDS
     assert printed.rstrip().endswith("equivalence.json")  # "wrote PATH"
-    assert "All 6 equivalence claims hold in float32 and float64." in printed
+    assert "All 7 equivalence claims hold in float32 and float64." in printed
     for claim in CLAIM_IDS:
         assert f"\n{claim} " in printed
 

@@ -1,4 +1,8 @@
-"""The PointNet shared MLP: one fully connected layer applied to every point, written as ``Conv1d(k=1)``."""
+"""The PointNet shared MLP: one fully connected layer applied to every point, written as ``Conv1d(k=1)``.
+
+:meth:`SharedMLP.max_pool` is the fast path for "shared MLP, then max over the points": it never
+builds the last layer's ``(B, C, N)`` output (see its docstring for how, and why it is exact).
+"""
 
 from __future__ import annotations
 
@@ -32,6 +36,41 @@ def conv1d_to_linear(conv: nn.Conv1d) -> nn.Linear:
         if conv.bias is not None:
             linear.bias.copy_(conv.bias)
     return linear
+
+
+# Elements of the last layer's output computed at once by max_pool (16 MiB of float32): large enough
+# for an efficient GEMM, small enough to stay in cache for the max that follows.
+POOL_CHUNK_ELEMENTS = 1 << 22
+
+
+def _has_hooks(module: nn.Module) -> bool:
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
+
+
+@torch.no_grad()
+def _chunked_max(
+    weight: torch.Tensor, x: torch.Tensor, chunk_elements: int, with_indices: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``max over n of (weight @ x[b])[:, n]``: values and (optionally) indices ``(B, C)``, a few clouds at a time.
+
+    ``weight: (C, C_in)``, ``x: (B, C_in, N)``; the ``(B, C, N)`` product never exists whole. The
+    reduction runs over the contiguous last axis (several times faster than over a strided one), and
+    ``amax`` (values only) is another order of magnitude faster than ``max`` with indices.
+    """
+    batch, _, num_points = x.shape
+    step = max(1, chunk_elements // max(1, weight.shape[0] * num_points))
+    values, indices = [], []
+    for start in range(0, batch, step):
+        chunk = x[start : start + step]
+        # bmm writes (b, C, N) directly; matmul would compute (b N, C) and then copy it transposed.
+        y = torch.bmm(weight.expand(chunk.shape[0], -1, -1), chunk)  # (b, C, N)
+        if with_indices:
+            v, i = y.max(dim=2)
+            indices.append(i)
+        else:
+            v = y.amax(dim=2)
+        values.append(v)
+    return torch.cat(values), (torch.cat(indices) if with_indices else None)
 
 
 class PointLinear(nn.Linear):
@@ -89,6 +128,98 @@ class SharedMLP(nn.Sequential):
         self.batch_norm = batch_norm
         self.last_activation = last_activation
         self.backend: Backend = backend
+
+    def _fusable_tail(self) -> tuple[int, nn.Conv1d, nn.BatchNorm1d | None] | None:
+        """``(start, conv, bn)`` when the last layer is ``Conv1d(k=1) [-> BatchNorm1d] -> ReLU``, else None.
+
+        ``start`` indexes the conv; ``nn.Identity`` (a BatchNorm removed by
+        :func:`~pointnet_kit.layers.fuse.fold_batchnorm`) is skipped.
+        """
+        modules = list(self)
+        if self.backend != "conv" or not modules or not isinstance(modules[-1], nn.ReLU):
+            return None
+        i = len(modules) - 2
+        while i >= 0 and isinstance(modules[i], nn.Identity):
+            i -= 1
+        bn = modules[i] if i >= 0 and isinstance(modules[i], nn.BatchNorm1d) else None
+        if bn is not None:
+            i -= 1
+        conv = modules[i] if i >= 0 else None
+        if not isinstance(conv, nn.Conv1d) or conv.kernel_size != (1,) or conv.groups != 1 or conv.stride != (1,):
+            return None
+        if bn is not None and (conv.bias is not None or not bn.affine or not bn.track_running_stats):
+            return None
+        return i, conv, bn
+
+    def max_pool(self, x: torch.Tensor, chunk_elements: int = POOL_CHUNK_ELEMENTS) -> torch.Tensor:
+        """``self(x).max(dim=2).values`` without building the last layer's ``(B, C, N)`` output.
+
+        The last layer is ``ReLU(BN(W h))`` with ``h`` the previous layer's output ``(B, C_in, N)``.
+        BN's batch statistics of ``z = W h`` follow from ``h``'s mean and centered Gram matrix
+        (``C_in x C_in``): ``mean(z) = W mean(h)``, ``var(z) = diag(W G W^T) / (B N)``. BN + ReLU is
+        then a per-channel monotone map, so the max over points is reached at the argmax of the
+        BN-folded product ``(gamma / sigma) W h``, found a few clouds at a time and never stored.
+        The pooled value is recomputed from the winning points' ``h`` with differentiable ops, so
+        autograd gives exactly the gradient of the plain computation (max routes the gradient to its
+        argmax; BN's gradient through its statistics flows through the Gram matrix) while the
+        backward pass never touches a ``(B, C, N)`` tensor. Same result up to float rounding; the
+        running statistics are updated as ``nn.BatchNorm1d`` does.
+
+        Falls back to the plain computation when the last layer is not ``Conv1d [-> BN] -> ReLU`` or
+        when forward hooks are attached (they must see the full output).
+
+        Shapes: ``x: (B, channels[0], N) -> (B, channels[-1])``.
+        """
+        tail = self._fusable_tail()
+        if tail is None or _has_hooks(self):
+            return self(x).max(dim=2).values
+        start, conv, bn = tail
+        h = x
+        for module in list(self)[:start]:
+            h = module(h)  # ends as the last layer's input (B, C_in, N)
+        weight = conv.weight.squeeze(-1)  # (C, C_in)
+        differentiable = torch.is_grad_enabled()
+        if bn is None:
+            bias = conv.bias if conv.bias is not None else 0.0
+            values, indices = _chunked_max(weight, h, chunk_elements, with_indices=differentiable)
+            return torch.relu((self._at(h, weight, indices) if differentiable else values) + bias)
+        if bn.training:
+            mean, var = self._batch_stats(h, weight, bn)
+        else:
+            mean, var = bn.running_mean, bn.running_var
+        scale = bn.weight * torch.rsqrt(var + bn.eps)  # (C,)
+        values, indices = _chunked_max(weight * scale.detach()[:, None], h, chunk_elements, with_indices=differentiable)
+        if not differentiable:
+            return torch.relu(values + (bn.bias - mean * scale))
+        return torch.relu((self._at(h, weight, indices) - mean) * scale + bn.bias)
+
+    @staticmethod
+    def _at(h: torch.Tensor, weight: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        """``(W h)[b, c, indices[b, c]]``: ``(B, C)``, differentiable in ``h`` and ``W``."""
+        picked = torch.gather(h, 2, indices.unsqueeze(1).expand(-1, h.shape[1], -1))  # (B, C_in, C)
+        return (picked * weight.t().unsqueeze(0)).sum(dim=1)
+
+    @staticmethod
+    def _batch_stats(h: torch.Tensor, weight: torch.Tensor, bn: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
+        """BN's batch mean and biased variance of ``W h`` from ``h``'s statistics; updates running stats."""
+        count = h.shape[0] * h.shape[2]
+        if count < 2:
+            raise ValueError(f"Expected more than 1 value per channel when training, got input size {tuple(h.shape)}")
+        # In float32 even under autocast: the statistics are small and cancellation-prone.
+        with torch.autocast(h.device.type, enabled=False):
+            dtype = torch.promote_types(h.dtype, torch.float32)
+            h, weight = h.to(dtype), weight.to(dtype)
+            h_mean = h.mean(dim=(0, 2))  # (C_in,)
+            centered = h - h_mean[:, None]
+            gram = torch.bmm(centered, centered.transpose(1, 2)).sum(dim=0)  # (C_in, C_in)
+            mean = weight @ h_mean  # (C,)
+            var = ((weight @ gram) * weight).sum(dim=1) / count  # (C,) biased, as BN normalises with
+        with torch.no_grad():
+            bn.num_batches_tracked.add_(1)
+            factor = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+            bn.running_mean.lerp_(mean.detach(), factor)
+            bn.running_var.lerp_(var.detach() * (count / (count - 1)), factor)
+        return mean, var
 
     def converted(self, backend: Backend) -> "SharedMLP":
         """A new SharedMLP with the other ``backend`` and exactly the same weights and BN state."""

@@ -38,8 +38,7 @@ class TNet(nn.Module):
         self.register_buffer("identity", torch.eye(k).flatten(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.mlp(x)  # (B, 1024, N)
-        pooled = features.amax(dim=2)  # (B, 1024)
+        pooled = self.mlp.max_pool(x)  # (B, 1024): the (B, 1024, N) features are never built
         matrix = self.fc(self.head(pooled)) + self.identity  # (B, k*k)
         return matrix.view(-1, self.k, self.k)
 

@@ -110,14 +110,14 @@ class PointNetEncoder(nn.Module):
             layers.update({f"mlp2.{i}": t for i, t in enumerate(outs)})
             pooled["global"] = features
             out["pooled"], out["layers"] = pooled, layers
-        else:
+        elif return_features:
             features = self.mlp2(x)  # (B, D, N)
         if return_features or collect:
             pool, indices = features.max(dim=2)  # (B, D), (B, D)
             out["point_features"] = features
             out["critical_indices"] = indices
         else:
-            pool = features.amax(dim=2)  # (B, D)
+            pool = self.mlp2.max_pool(x)  # (B, D), without building the (B, D, N) features
         out["global_feature"] = pool
         return out
 

@@ -140,3 +140,129 @@ def test_shared_mlp_backends_agree_forward_and_backward(train):
         conv_mlp.buffers(), linear_mlp.buffers(), strict=True
     ):  # running stats moved alike
         torch.testing.assert_close(b_lin, b_conv, rtol=0, atol=1e-12)
+
+
+# --- SharedMLP.max_pool: the fast "last layer + max over points" path -------------------------------
+
+
+def _plain_pool(mlp: SharedMLP, x: torch.Tensor) -> torch.Tensor:
+    return mlp(x).amax(dim=2)
+
+
+def _twins(channels, seed=0, dtype=torch.float64):
+    torch.manual_seed(seed)
+    mlp = SharedMLP(channels).to(dtype)
+    with torch.no_grad():  # non-trivial BN affine parameters, some negative scales
+        for module in mlp:
+            if isinstance(module, nn.BatchNorm1d):
+                module.weight.uniform_(-1.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+    import copy
+
+    return mlp, copy.deepcopy(mlp)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_max_pool_matches_plain_pool_in_training(momentum):
+    plain, fused = _twins([16, 32, 48, 96])
+    for mlp in (plain, fused):
+        for module in mlp:
+            if isinstance(module, nn.BatchNorm1d):
+                module.momentum = momentum
+    x = _seeded_randn(3, 16, 50, seed=1).requires_grad_(True)
+    x2 = x.detach().clone().requires_grad_(True)
+    grad = _seeded_randn(3, 96, seed=2)
+    for _ in range(2):  # twice: running statistics accumulate the same way
+        x.grad = x2.grad = None
+        plain.zero_grad()
+        fused.zero_grad()
+        expected = _plain_pool(plain, x)
+        got = fused.max_pool(x2)
+        expected.backward(grad)
+        got.backward(grad)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    torch.testing.assert_close(x2.grad, x.grad, rtol=0, atol=1e-12)
+    for (name, p), (_, q) in zip(plain.named_parameters(), fused.named_parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=0, atol=1e-12, msg=name)
+    for (name, p), (_, q) in zip(plain.named_buffers(), fused.named_buffers()):
+        torch.testing.assert_close(q, p, rtol=0, atol=1e-12, msg=name)
+
+
+def test_max_pool_matches_plain_pool_in_eval_and_chunks():
+    plain, fused = _twins([8, 32, 64])
+    with torch.no_grad():
+        plain.train()(_seeded_randn(4, 8, 30, seed=3))  # give BN running statistics
+    fused.load_state_dict(plain.state_dict())
+    plain.eval()
+    fused.eval()
+    x = _seeded_randn(5, 8, 30, seed=4)
+    with torch.no_grad():
+        expected = _plain_pool(plain, x)
+        for chunk in (1, 64 * 30, 10**9):  # one cloud per chunk, a few, all at once
+            torch.testing.assert_close(fused.max_pool(x, chunk_elements=chunk), expected, rtol=0, atol=1e-12)
+
+
+def test_max_pool_without_batch_norm_and_with_hooks_falls_back_correctly():
+    torch.manual_seed(0)
+    mlp = SharedMLP([4, 16, 32], batch_norm=False).double()
+    x = _seeded_randn(2, 4, 20, seed=5)
+    torch.testing.assert_close(mlp.max_pool(x), _plain_pool(mlp, x), rtol=0, atol=1e-12)
+    seen = []
+    handle = mlp[-1].register_forward_hook(lambda _m, _i, out: seen.append(out.shape))
+    mlp.max_pool(x)
+    handle.remove()
+    assert seen == [(2, 32, 20)]  # a hook sees the full last-layer output, so max_pool took the plain path
+
+
+def _pointnets(dtype: torch.dtype):
+    """(plain-pooling PointNet, max_pool PointNet), identical weights, in ``dtype``."""
+    from pointnet_kit import create_model
+
+    models = []
+    for plain in (True, False):
+        model = create_model("pointnet", num_classes=5, seed=0).to(dtype).train()
+        if plain:
+            for module in model.modules():
+                if isinstance(module, SharedMLP):
+                    module.max_pool = lambda x, m=module: _plain_pool(m, x)
+        models.append(model)
+    return models
+
+
+def _train(model: nn.Module, dtype: torch.dtype, steps: int) -> list[float]:
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    for step in range(steps):
+        points = torch.randn(6, 128, 3, generator=generator).to(dtype)
+        labels = torch.randint(0, 5, (6,), generator=generator)
+        torch.manual_seed(step)  # the same dropout mask for both
+        loss = nn.functional.cross_entropy(model(points)["logits"], labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+def test_fused_training_steps_are_the_same_computation():
+    """Adam steps of PointNet with max_pool vs the plain pooling: equal in float64 to rounding.
+
+    (In float32 several steps are not a fair comparison: training amplifies rounding, and the plain
+    path itself drifts ~1e-3 from float64 after four steps; the next test compares one step.)
+    """
+    plain, fused = _pointnets(torch.float64)
+    assert _train(fused, torch.float64, 3) == pytest.approx(_train(plain, torch.float64, 3), rel=1e-10)
+    # Parameters move ~1e-3 per step; gradients that are analytically ~0 (the T-Nets' heads while their
+    # last FC is still near zero) carry float64 noise that Adam scales up to ~1e-9: far below a real bug.
+    for (name, p), (_, q) in zip(plain.state_dict().items(), fused.state_dict().items()):
+        torch.testing.assert_close(q, p, rtol=0, atol=1e-7, msg=name)
+
+
+def test_fused_training_step_matches_the_plain_path_in_float32():
+    plain, fused = _pointnets(torch.float32)
+    assert _train(fused, torch.float32, 1) == pytest.approx(_train(plain, torch.float32, 1), rel=1e-5)
+    # Relative to the largest gradient: some gradients are analytically zero and hold only rounding noise.
+    scale = max(p.grad.abs().max().item() for p in plain.parameters())
+    for (name, p), (_, q) in zip(plain.named_parameters(), fused.named_parameters()):
+        assert (q.grad - p.grad).abs().max().item() <= 1e-5 * scale, name

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from pointnet_kit import create_model
+from pointnet_kit.models.contract import PointModel
 
 
 def sphere(n: int = 2000, seed: int = 0, radius: float = 1.0) -> np.ndarray:
@@ -140,7 +141,7 @@ def shapenet_spec(num_points: int = 64):
     )
 
 
-class TinySeg(torch.nn.Module):
+class TinySeg(PointModel):
     """A part segmentation model on the contract, small enough to define in a test: a per-point MLP,
     a max pool, and per-point logits from ``[point | global | category one-hot]``."""
 
