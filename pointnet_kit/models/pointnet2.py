@@ -81,9 +81,24 @@ class SetAbstraction(nn.Module):
         outs = []
         for radius, k, mlp in zip(self.radii, self.num_neighbors, self.mlps):
             neighbours = grouping.ball_query(radius, k, xyz, centroids)  # (B, S, K)
-            grouped = grouping.group(points, neighbours)  # (B, 3 + D, S, K)
-            grouped[:, :3] -= offset  # neighbour coordinates relative to their centroid
-            outs.append(mlp(grouped).amax(dim=3))  # max over the K neighbours: (B, C_r, S)
+            first = mlp[0]
+            if 4 * first.in_channels >= first.out_channels:
+                # Wide input (later levels): the first layer is linear, so
+                # W [x_j - c_i, f_j] + b = (W [x_j, f_j]) - (W_xyz c_i - b): multiply the N points
+                # once, then gather, instead of multiplying all S*K pairs. Same numbers up to rounding.
+                weight = first.weight.flatten(1)  # (C1, 3 + D)
+                per_point = F.conv1d(points, weight.unsqueeze(-1))  # (B, C1, N)
+                centre = torch.einsum("oc,bcs->bos", weight[:, :3], offset.squeeze(-1))  # (B, C1, S)
+                if first.bias is not None:
+                    centre = centre - first.bias.view(1, -1, 1)
+                x = grouping.group(per_point, neighbours) - centre.unsqueeze(-1)  # (B, C1, S, K)
+            else:
+                x = grouping.group(points, neighbours)  # (B, 3 + D, S, K)
+                x[:, :3] -= offset  # neighbour coordinates relative to their centroid
+                x = first(x)
+            for layer in list(mlp)[1:]:
+                x = layer(x)
+            outs.append(x.amax(dim=3))  # max over the K neighbours: (B, C_r, S)
         return centroids, torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
 
 
