@@ -73,4 +73,5 @@ class EdgeConv(nn.Module):
     def forward(self, x: Tensor, index: Tensor | None = None) -> Tensor:
         if index is None:
             index = self.neighbours(x)
-        return self.act(self.norm(self.edge_response(x, index))).amax(dim=3)
+        # max(dim), not amax: its backward scatters through the argmax instead of a full tie-count pass.
+        return self.act(self.norm(self.edge_response(x, index))).max(dim=3).values

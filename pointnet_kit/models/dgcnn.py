@@ -69,7 +69,7 @@ class DGCNNClassifier(PointModel):
             layers[f"edge{i + 1}"] = x
         emb = self.embed(torch.cat(list(layers.values()), dim=1))  # (B, emb_dims, N)
         layers["embedding"] = emb
-        glob = torch.cat([emb.amax(dim=2), emb.mean(dim=2)], dim=1)  # (B, 2 * emb_dims)
+        glob = torch.cat([emb.max(dim=2).values, emb.mean(dim=2)], dim=1)  # (B, 2 * emb_dims)
         return {"global_feature": glob, "point_features": emb, "layers": layers}
 
     def forward(self, points: Tensor, category: Tensor | None = None) -> dict[str, Tensor]:

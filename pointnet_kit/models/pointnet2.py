@@ -73,7 +73,7 @@ class SetAbstraction(nn.Module):
             points = torch.cat([points, features], dim=1)  # (B, 3 + D, N)
         if self.num_centroids is None:  # one group of all N points, offsets from the origin
             centroids = xyz.new_zeros(xyz.shape[0], 1, 3)
-            return centroids, self.mlps[0](points.unsqueeze(2)).amax(dim=3)  # (B, C', 1)
+            return centroids, self.mlps[0](points.unsqueeze(2)).max(dim=3).values  # (B, C', 1)
         # Small clouds (the embedded datasets' 128 points) keep every point as a centroid.
         index = grouping.farthest_point_sample(xyz, min(self.num_centroids, xyz.shape[1]))  # (B, S)
         centroids = xyz.gather(1, index.unsqueeze(-1).expand(-1, -1, 3))  # (B, S, 3)
@@ -98,7 +98,9 @@ class SetAbstraction(nn.Module):
                 x = first(x)
             for layer in list(mlp)[1:]:
                 x = layer(x)
-            outs.append(x.amax(dim=3))  # max over the K neighbours: (B, C_r, S)
+            # max over the K neighbours: (B, C_r, S). max(dim) rather than amax: its backward scatters
+            # through the argmax, where amax's compares, counts ties and divides over the whole (B, C, S, K).
+            outs.append(x.max(dim=3).values)
         return centroids, torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
 
 

@@ -85,3 +85,11 @@ def test_training_step_reaches_every_parameter():
     loss.backward()
     assert torch.isfinite(loss)
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+
+def test_same_seed_same_weights_different_seed_different():
+    a, b, c = (create_model("dgcnn", seed=s).state_dict() for s in (7, 7, 8))
+    assert a.keys() == b.keys() == c.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)

@@ -150,3 +150,11 @@ def test_ssg_learns_two_synthetic_classes():
         losses.append(loss.item())
     assert all(p.grad is not None for p in model.parameters())
     assert losses[-1] < 0.5 * losses[0]
+
+
+@pytest.mark.parametrize("name", ["pointnet2_ssg", "pointnet2_msg", "pointnet2_ssg_seg"])
+def test_same_seed_same_weights_different_seed_different(name):
+    a, b, c = (create_model(name, seed=s).state_dict() for s in (7, 7, 8))
+    assert a.keys() == b.keys() == c.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
