@@ -74,7 +74,7 @@ def farthest_point_sample(
     for i in range(num_samples):
         chosen[:, i] = current
         centre = xyz[rows, current].unsqueeze(1)  # (B, 1, 3)
-        torch.minimum(nearest, ((xyz - centre) ** 2).sum(-1), out=nearest)
+        nearest = torch.minimum(nearest, ((xyz - centre) ** 2).sum(-1))
         current = nearest.argmax(dim=1)
     return chosen
 
@@ -102,7 +102,7 @@ def ball_query(radius: float, num_neighbors: int, xyz: Tensor, centers: Tensor) 
     for start in range(0, s, step):
         dist = square_distance(centers[:, start : start + step], xyz)  # (B, s', N)
         inside = dist <= radius * radius
-        rank = inside.cumsum(-1)  # 1-based position among the inside points
+        rank = inside.long().cumsum(-1)  # 1-based position among the inside points (ONNX: no bool cumsum)
         # Slot rank-1 for the first K inside points, a spare slot K for everything else.
         slot = torch.where(inside & (rank <= k), rank - 1, k)
         picked = torch.full((b, dist.shape[1], k + 1), n, dtype=torch.long, device=xyz.device)
