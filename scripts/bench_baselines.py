@@ -14,9 +14,9 @@ neighbourhood work the common way:
 
 Ours: :mod:`pointnet_kit.layers.grouping` (FPS vectorised over the batch, ball query by running count,
 ``gather``) and the factored EdgeConv. Steps are interleaved A B A B in one process; the ratio is
-reference time / our time per round (median, min, max over rounds). ``peak_memory_mb``: CPU, the peak
-RSS of a fresh process running only that variant (torch itself included; ``baseline_rss_mb`` is that
-process before its first step); CUDA, the peak allocated.
+reference time / our time per round (median, min, max over rounds). ``peak_memory_mb`` (CPU, Linux):
+a fresh process runs two steps of one variant; ``peak_rss_mb`` is its peak resident memory (torch and
+the model included), ``step_mb`` the peak minus the resident memory just before the steps.
 
     OMP_NUM_THREADS=1 python scripts/bench_baselines.py
     python scripts/bench_baselines.py --models pointnet2_ssg --modes train --rounds 3
@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -249,14 +248,25 @@ def _inputs(batch: int, num_points: int) -> tuple[torch.Tensor, torch.Tensor]:
     return points, torch.randint(40, (batch,), generator=g)
 
 
+def _proc_status_mb(key: str) -> float:
+    """``VmRSS`` / ``VmHWM`` of this process in MiB (Linux). Unlike ``ru_maxrss``, ``VmHWM`` is not
+    inherited from the parent that forked this process."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{key} not in /proc/self/status")
+
+
 def memory_of(model: str, variant: str, mode: str, batch: int, num_points: int, ref_fps: str) -> dict:
-    """Run in a fresh process: peak RSS of two steps of one variant."""
+    """Run in a fresh process: resident memory before, and peak over two steps of one variant."""
     points, labels = _inputs(batch, num_points)
     step = make_step(build(model, variant, ref_fps), mode, points, labels)
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    baseline = _proc_status_mb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to the current RSS
     step()
     step()
-    return {"peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1), "baseline_rss_mb": round(baseline, 1)}
+    peak = _proc_status_mb("VmHWM")
+    return {"peak_rss_mb": round(peak, 1), "before_steps_rss_mb": round(baseline, 1), "step_mb": round(peak - baseline, 1)}
 
 
 def _memory_subprocess(args: argparse.Namespace, model: str, variant: str, mode: str) -> dict:
