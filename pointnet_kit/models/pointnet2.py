@@ -66,6 +66,9 @@ class SetAbstraction(nn.Module):
         self.num_neighbors = list(num_neighbors)
         self.mlps = nn.ModuleList(SharedMLP2d([3 + in_features, *widths]) for widths in mlps)
         self.out_channels = sum(widths[-1] for widths in mlps)
+        # Run the MLP on the distinct (centroid, neighbour) pairs only (see _unique_pairs_mlp); False
+        # runs it on the dense padded (B, C, S, K) block like the reference code. Same function.
+        self.skip_padding = True
 
     def forward(self, xyz: Tensor, features: Tensor | None) -> tuple[Tensor, Tensor]:
         points = xyz.transpose(1, 2)  # (B, 3, N)
@@ -81,8 +84,11 @@ class SetAbstraction(nn.Module):
         outs = []
         for radius, k, mlp in zip(self.radii, self.num_neighbors, self.mlps):
             neighbours = grouping.ball_query(radius, k, xyz, centroids)  # (B, S, K)
+            if self.skip_padding and not torch.onnx.is_in_onnx_export():  # ONNX opset 17: no scatter max
+                outs.append(_unique_pairs_mlp(mlp, points, centroids, neighbours))
+                continue
             first = mlp[0]
-            if 4 * first.in_channels >= first.out_channels:
+            if _factor_first_layer(first):
                 # Wide input (later levels): the first layer is linear, so
                 # W [x_j - c_i, f_j] + b = (W [x_j, f_j]) - (W_xyz c_i - b): multiply the N points
                 # once, then gather, instead of multiplying all S*K pairs. Same numbers up to rounding.
@@ -102,6 +108,83 @@ class SetAbstraction(nn.Module):
             # through the argmax, where amax's compares, counts ties and divides over the whole (B, C, S, K).
             outs.append(x.max(dim=3).values)
         return centroids, torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+
+
+def _factor_first_layer(conv: nn.Conv2d) -> bool:
+    """Multiply points before gathering when the input is wide: ``W [x_j - c_i, f_j] + b =
+    W [x_j, f_j] - (W_xyz c_i - b)`` costs one product per point instead of one per pair."""
+    return 4 * conv.in_channels >= conv.out_channels
+
+
+def _batch_norm_with_padding(x: Tensor, bn: nn.BatchNorm2d, first: Tensor, extra: Tensor, total: int) -> Tensor:
+    """BatchNorm over packed distinct pairs ``x (M, C)`` with the statistics of the padded block.
+
+    Each group's first row ``x[first]`` stands for itself and its ``extra`` padding copies, so the
+    training statistics are those BatchNorm2d computes over all ``total = B*S*K`` padded positions.
+    """
+    if not bn.training and bn.track_running_stats:
+        return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+    weight = extra.to(x.dtype).unsqueeze(1)  # (G, 1)
+    x_first = x.index_select(0, first)  # (G, C)
+    mean = (x.sum(0) + (weight * x_first).sum(0)) / total
+    centred, centred_first = x - mean, x_first - mean
+    var = ((centred * centred).sum(0) + (weight * centred_first * centred_first).sum(0)) / total
+    if bn.training and bn.track_running_stats:
+        with torch.no_grad():
+            bn.num_batches_tracked.add_(1)
+            momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+            bn.running_mean.mul_(1 - momentum).add_(momentum * mean)
+            bn.running_var.mul_(1 - momentum).add_(momentum * var * (total / max(total - 1, 1)))
+    scale = torch.rsqrt(var + bn.eps)
+    if bn.affine:
+        scale = scale * bn.weight
+        return torch.addcmul(bn.bias, centred, scale)
+    return centred * scale
+
+
+def _unique_pairs_mlp(mlp: SharedMLP2d, points: Tensor, centroids: Tensor, neighbours: Tensor) -> Tensor:
+    """The set-abstraction MLP and max over neighbours, run on each ball's distinct points only.
+
+    A ball query pads balls holding fewer than ``K`` points with copies of their first point (most
+    balls, on 1024-point clouds: ~10 distinct of 32). Copies change neither the max nor, once
+    counted in, the BatchNorm statistics, so this computes the same function (and gradients) as the
+    dense ``(B, C, S, K)`` MLP while multiplying only the distinct pairs, packed as rows ``(M, C)``.
+
+    ``points (B, 3 + D, N)``, ``centroids (B, S, 3)``, ``neighbours (B, S, K)`` -> ``(B, C', S)``.
+    """
+    b, c, n = points.shape
+    _, s, k = neighbours.shape
+    distinct = neighbours != neighbours[..., :1]  # padding repeats the first index
+    distinct[..., 0] = True
+    counts = distinct.sum(-1).view(-1)  # (G,) distinct points per ball, G = B * S
+    packed = distinct.view(-1).nonzero().squeeze(1)  # (M,) positions in the (G, K) block, row-major
+    group = packed // k  # (M,) which ball
+    rows = neighbours.view(-1).index_select(0, packed) + (group // s) * n  # (M,) rows of (B * N)
+    first = counts.cumsum(0) - counts  # (G,) packed row of each ball's first point
+    table = points.transpose(1, 2).reshape(b * n, c)  # (B * N, 3 + D)
+    centre = centroids.reshape(b * s, 3)
+    conv = mlp[0]
+    weight = conv.weight.flatten(1)  # (C1, 3 + D)
+    if _factor_first_layer(conv):
+        centre_term = centre @ weight[:, :3].t()  # (G, C1)
+        if conv.bias is not None:
+            centre_term = centre_term - conv.bias
+        x = (table @ weight.t()).index_select(0, rows) - centre_term.index_select(0, group)
+    else:
+        x = table.index_select(0, rows)  # (M, 3 + D)
+        x = torch.cat([x[:, :3] - centre.index_select(0, group), x[:, 3:]], dim=1)
+        x = F.linear(x, weight, conv.bias)
+    for layer in list(mlp)[1:]:
+        if isinstance(layer, nn.Conv2d):
+            x = F.linear(x, layer.weight.flatten(1), layer.bias)
+        elif isinstance(layer, nn.BatchNorm2d):
+            x = _batch_norm_with_padding(x, layer, first, k - counts, b * s * k)
+        else:
+            x = layer(x)
+    out = x.new_zeros(b * s, x.shape[1]).scatter_reduce(
+        0, group.unsqueeze(1).expand_as(x), x, reduce="amax", include_self=False
+    )  # (G, C'): max over each ball's rows
+    return out.view(b, s, -1).transpose(1, 2)
 
 
 class FeaturePropagation(nn.Module):

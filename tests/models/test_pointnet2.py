@@ -158,3 +158,31 @@ def test_same_seed_same_weights_different_seed_different(name):
     assert a.keys() == b.keys() == c.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize("name", ["pointnet2_ssg", pytest.param("pointnet2_msg", marks=pytest.mark.slow)])
+def test_skipping_ball_padding_computes_the_same_function(name):
+    """The packed distinct-pair MLP == the dense padded (B, C, S, K) MLP: outputs, gradients and
+    BatchNorm running statistics (train), outputs (eval). Pre-BN conv biases have a true gradient of
+    zero, so gradients are compared relative to the largest one."""
+    import copy
+
+    packed = create_model(name, seed=0, num_classes=4, in_channels=6, dropout=0.0).double()
+    dense = copy.deepcopy(packed)
+    for level in dense.levels:
+        level.skip_padding = False
+    x = _cloud(2, 520, 6).double()
+    for train in (True, False):
+        packed.train(train), dense.train(train)
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        a, b = packed(xa)["logits"], dense(xb)["logits"]
+        grad = torch.randn(a.shape, generator=torch.Generator().manual_seed(2), dtype=a.dtype)
+        a.backward(grad), b.backward(grad)
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
+        torch.testing.assert_close(xa.grad, xb.grad, rtol=0, atol=1e-10 * xb.grad.abs().max().item())
+        scale = max(q.grad.abs().max().item() for q in dense.parameters())
+        for p, q in zip(packed.parameters(), dense.parameters()):
+            torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=1e-10 * scale)
+        for p, q in zip(packed.buffers(), dense.buffers()):
+            torch.testing.assert_close(p, q, rtol=0, atol=1e-10)
+        packed.zero_grad(), dense.zero_grad()
