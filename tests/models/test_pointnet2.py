@@ -164,14 +164,15 @@ def test_same_seed_same_weights_different_seed_different(name):
 def test_skipping_ball_padding_computes_the_same_function(name):
     """The packed distinct-pair MLP == the dense padded (B, C, S, K) MLP: outputs, gradients and
     BatchNorm running statistics (train), outputs (eval). Pre-BN conv biases have a true gradient of
-    zero, so gradients are compared relative to the largest one."""
+    zero, so gradients are compared relative to the largest one; BatchNorm's backward on small batches
+    amplifies float64 rounding to ~1e-10 of that, a wrong count or pairing gives O(1)."""
     import copy
 
     packed = create_model(name, seed=0, num_classes=4, in_channels=6, dropout=0.0).double()
     dense = copy.deepcopy(packed)
     for level in dense.levels:
         level.skip_padding = False
-    x = _cloud(2, 520, 6).double()
+    x = _cloud(2, 128, 6).double()
     for train in (True, False):
         packed.train(train), dense.train(train)
         xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
@@ -179,10 +180,10 @@ def test_skipping_ball_padding_computes_the_same_function(name):
         grad = torch.randn(a.shape, generator=torch.Generator().manual_seed(2), dtype=a.dtype)
         a.backward(grad), b.backward(grad)
         torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
-        torch.testing.assert_close(xa.grad, xb.grad, rtol=0, atol=1e-10 * xb.grad.abs().max().item())
+        torch.testing.assert_close(xa.grad, xb.grad, rtol=0, atol=1e-8 * xb.grad.abs().max().item())
         scale = max(q.grad.abs().max().item() for q in dense.parameters())
         for p, q in zip(packed.parameters(), dense.parameters()):
-            torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=1e-10 * scale)
+            torch.testing.assert_close(p.grad, q.grad, rtol=0, atol=1e-8 * scale)
         for p, q in zip(packed.buffers(), dense.buffers()):
             torch.testing.assert_close(p, q, rtol=0, atol=1e-10)
         packed.zero_grad(), dense.zero_grad()
