@@ -13,12 +13,14 @@ neighbourhood work the common way:
   fancy indexing, then ``Conv2d(1x1)`` on them.
 
 Ours: :mod:`pointnet_kit.layers.grouping` (FPS vectorised over the batch, ball query by running count,
-``gather``) and the factored EdgeConv. Steps are interleaved A B A B in one process; the ratio is
-reference time / our time per round (median, min, max over rounds). ``peak_memory_mb`` (CPU, Linux):
+``gather``), the set-abstraction MLP on each ball's distinct points only (BatchNorm statistics still
+count the padding copies: the same function), and the factored EdgeConv. Steps are interleaved
+A B A B in one process; the ratio is reference time / our time per round (median, min, max over rounds). ``peak_memory_mb`` (CPU, Linux):
 a fresh process runs two steps of one variant; ``peak_rss_mb`` is its peak resident memory (torch and
 the model included), ``step_mb`` the peak minus the resident memory just before the steps.
 
     OMP_NUM_THREADS=1 python scripts/bench_baselines.py
+    python scripts/bench_baselines.py --data ../shared/data/modelnet40_ply_hdf5_1024/ply_data_train0.h5
     python scripts/bench_baselines.py --models pointnet2_ssg --modes train --rounds 3
 """
 
@@ -241,7 +243,19 @@ def make_step(model: nn.Module, mode: str, points: torch.Tensor, labels: torch.T
     return step
 
 
-def _inputs(batch: int, num_points: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _inputs(batch: int, num_points: int, data: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Points uniform in the unit ball, or the first shapes of an HDF5 file in the ModelNet release
+    layout (``data (M, P, 3)``, ``label``): real surfaces, whose balls hold more distinct points."""
+    if data is not None:
+        import h5py
+        import numpy as np
+
+        with h5py.File(data, "r") as f:
+            points = torch.from_numpy(np.asarray(f["data"][:batch, :num_points, :3], dtype=np.float32))
+            labels = torch.from_numpy(np.asarray(f["label"][:batch]).reshape(-1).astype(np.int64)) % 40
+        if points.shape[:2] != (batch, num_points):
+            raise SystemExit(f"{data}: need {batch} shapes of {num_points} points, got {tuple(points.shape)}")
+        return points, labels
     g = torch.Generator().manual_seed(0)
     points = torch.nn.functional.normalize(torch.randn(batch, num_points, 3, generator=g), dim=-1)
     points = points * torch.rand(batch, num_points, 1, generator=g) ** (1 / 3)  # uniform in the unit ball
@@ -257,9 +271,9 @@ def _proc_status_mb(key: str) -> float:
     raise RuntimeError(f"{key} not in /proc/self/status")
 
 
-def memory_of(model: str, variant: str, mode: str, batch: int, num_points: int, ref_fps: str) -> dict:
+def memory_of(model: str, variant: str, mode: str, batch: int, num_points: int, ref_fps: str, data: str | None) -> dict:
     """Run in a fresh process: resident memory before, and peak over two steps of one variant."""
-    points, labels = _inputs(batch, num_points)
+    points, labels = _inputs(batch, num_points, data)
     step = make_step(build(model, variant, ref_fps), mode, points, labels)
     baseline = _proc_status_mb("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset the high-water mark to the current RSS
@@ -272,11 +286,13 @@ def memory_of(model: str, variant: str, mode: str, batch: int, num_points: int, 
 def _memory_subprocess(args: argparse.Namespace, model: str, variant: str, mode: str) -> dict:
     cmd = [sys.executable, __file__, "--memory-of", model, variant, mode, "--batch", str(args.batch),
            "--num-points", str(args.num_points), "--ref-fps", args.ref_fps, "--threads", str(torch.get_num_threads())]
+    if args.data:
+        cmd += ["--data", args.data]
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
 
 
 def compare(args: argparse.Namespace, model: str, mode: str) -> dict:
-    points, labels = _inputs(args.batch, args.num_points)
+    points, labels = _inputs(args.batch, args.num_points, args.data)
     ours, ref = build(model, "ours", args.ref_fps), build(model, "reference", args.ref_fps)
     with torch.no_grad():
         check = points[:2]
@@ -298,6 +314,7 @@ def compare(args: argparse.Namespace, model: str, mode: str) -> dict:
         "mode": mode,
         "batch": args.batch,
         "points": args.num_points,
+        "data": args.data or "uniform in the unit ball",
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "reference_fps": args.ref_fps if model == "pointnet2_ssg" else None,
@@ -326,12 +343,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--ref-fps", choices=["per_element", "batched"], default="per_element")
+    parser.add_argument("--data", default=None, metavar="H5", help="take the clouds from this ModelNet-layout HDF5 file")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-variant memory subprocesses")
     parser.add_argument("--memory-of", nargs=3, metavar=("MODEL", "VARIANT", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.memory_of:
-        print(json.dumps(memory_of(*args.memory_of, args.batch, args.num_points, args.ref_fps)))
+        print(json.dumps(memory_of(*args.memory_of, args.batch, args.num_points, args.ref_fps, args.data)))
         return
     for model in args.models:
         for mode in args.modes:
