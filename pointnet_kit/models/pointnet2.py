@@ -32,6 +32,8 @@ MSG_LEVELS = [
     (128, [0.2, 0.4, 0.8], [32, 64, 128], [[64, 64, 128], [128, 128, 256], [128, 128, 256]]),
     (None, [], [], [[256, 512, 1024]]),
 ]
+# Largest fraction of distinct (centroid, neighbour) pairs for which the packed MLP is used.
+PACKED_MAX_FILL = 0.5
 
 
 class SetAbstraction(nn.Module):
@@ -66,8 +68,9 @@ class SetAbstraction(nn.Module):
         self.num_neighbors = list(num_neighbors)
         self.mlps = nn.ModuleList(SharedMLP2d([3 + in_features, *widths]) for widths in mlps)
         self.out_channels = sum(widths[-1] for widths in mlps)
-        # Run the MLP on the distinct (centroid, neighbour) pairs only (see _unique_pairs_mlp); False
-        # runs it on the dense padded (B, C, S, K) block like the reference code. Same function.
+        # Run the MLP on the distinct (centroid, neighbour) pairs only when balls are mostly padding
+        # (see _unique_pairs_mlp); False always runs the dense padded (B, C, S, K) block like the
+        # reference code. Same function either way.
         self.skip_padding = True
 
     def forward(self, xyz: Tensor, features: Tensor | None) -> tuple[Tensor, Tensor]:
@@ -85,8 +88,13 @@ class SetAbstraction(nn.Module):
         for radius, k, mlp in zip(self.radii, self.num_neighbors, self.mlps):
             neighbours = grouping.ball_query(radius, k, xyz, centroids)  # (B, S, K)
             if self.skip_padding and not torch.onnx.is_in_onnx_export():  # ONNX opset 17: no scatter max
-                outs.append(_unique_pairs_mlp(mlp, points, centroids, neighbours))
-                continue
+                distinct = neighbours != neighbours[..., :1]  # padding repeats the first index
+                distinct[..., 0] = True
+                # Packed rows pay for themselves only when most of the block is padding (sparse
+                # balls); real ModelNet surfaces fill most balls, so measure before choosing.
+                if distinct.sum().item() <= PACKED_MAX_FILL * distinct.numel():
+                    outs.append(_unique_pairs_mlp(mlp, points, centroids, neighbours, distinct))
+                    continue
             first = mlp[0]
             if _factor_first_layer(first):
                 # Wide input (later levels): the first layer is linear, so
@@ -142,7 +150,9 @@ def _batch_norm_with_padding(x: Tensor, bn: nn.BatchNorm2d, first: Tensor, extra
     return centred * scale
 
 
-def _unique_pairs_mlp(mlp: SharedMLP2d, points: Tensor, centroids: Tensor, neighbours: Tensor) -> Tensor:
+def _unique_pairs_mlp(
+    mlp: SharedMLP2d, points: Tensor, centroids: Tensor, neighbours: Tensor, distinct: Tensor
+) -> Tensor:
     """The set-abstraction MLP and max over neighbours, run on each ball's distinct points only.
 
     A ball query pads balls holding fewer than ``K`` points with copies of their first point (most
@@ -150,12 +160,11 @@ def _unique_pairs_mlp(mlp: SharedMLP2d, points: Tensor, centroids: Tensor, neigh
     counted in, the BatchNorm statistics, so this computes the same function (and gradients) as the
     dense ``(B, C, S, K)`` MLP while multiplying only the distinct pairs, packed as rows ``(M, C)``.
 
-    ``points (B, 3 + D, N)``, ``centroids (B, S, 3)``, ``neighbours (B, S, K)`` -> ``(B, C', S)``.
+    ``points (B, 3 + D, N)``, ``centroids (B, S, 3)``, ``neighbours (B, S, K)``, ``distinct (B, S, K)``
+    (False on padding copies) -> ``(B, C', S)``.
     """
     b, c, n = points.shape
     _, s, k = neighbours.shape
-    distinct = neighbours != neighbours[..., :1]  # padding repeats the first index
-    distinct[..., 0] = True
     counts = distinct.sum(-1).view(-1)  # (G,) distinct points per ball, G = B * S
     packed = distinct.view(-1).nonzero().squeeze(1)  # (M,) positions in the (G, K) block, row-major
     group = packed // k  # (M,) which ball
