@@ -27,6 +27,8 @@ import torch
 from torch import nn
 
 from .layers import SharedMLP, conv1d_to_linear, conv2d_to_linear, linear_to_conv1d, linear_to_conv2d
+from .layers import grouping
+from .layers.edge_conv import EdgeConv, edge_features
 from .models import create_model
 
 TOLERANCES = {torch.float32: 1e-6, torch.float64: 1e-12}
@@ -444,6 +446,116 @@ def claim_permutation_invariance(
     )
 
 
+@_claim
+def claim_set_abstraction(
+    dtype: torch.dtype = torch.float32, device: DeviceLike = "cpu", seed: int = 0
+) -> ClaimResult:
+    """Claim 6: PointNet++'s set-abstraction MLP, ``Conv2d(1x1)`` over grouped ``(B, C, S, K)`` then max
+    over ``K``, == the same Linear layers on each (centroid, neighbour) pair ``[p_j - c_i, f_j]``; and
+    with each group's neighbours shuffled the max-pooled output is the same.
+
+    Input: ``(B, 3 + D, N)`` points (xyz then features); centroids and balls are fixed indices.
+    """
+    batch, num_points, features, groups, k, widths = 2, 64, 13, 8, 16, [32, 64]
+    c_in = 3 + features
+    gen = torch.Generator().manual_seed(seed + 3)
+    centre_index = torch.stack([torch.randperm(num_points, generator=gen)[:groups] for _ in range(batch)])
+    index = torch.randint(num_points, (batch, groups, k), generator=gen)
+    index[..., 0] = centre_index  # each ball holds its centroid, as a ball query's does
+    shuffle = torch.argsort(torch.rand(batch, groups, k, generator=gen), dim=-1)
+    centre_index, index = centre_index.to(device), index.to(device)
+    shuffled = index.gather(2, shuffle.to(device))
+
+    def build() -> nn.Module:
+        return nn.Sequential(nn.Conv2d(c_in, widths[0], 1), nn.ReLU(), nn.Conv2d(widths[0], widths[1], 1))
+
+    mlp = _seeded(seed, build, dtype, device)
+    linears = nn.Sequential(conv2d_to_linear(mlp[0]), nn.ReLU(), conv2d_to_linear(mlp[2]))
+
+    def grouped(x: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:  # (B, C, N) -> (B, C, S, K)
+        centres = grouping.gather_points(x[:, :3], centre_index).unsqueeze(-1)  # (B, 3, S, 1)
+        g = grouping.group(x, neighbours)
+        return torch.cat([g[:, :3] - centres, g[:, 3:]], dim=1)
+
+    def per_pair(x: torch.Tensor) -> torch.Tensor:
+        rows = torch.arange(batch, device=x.device)
+        pairs = []
+        for s in range(groups):
+            centre = x[rows, :3, centre_index[:, s]]  # (B, 3)
+            for j in range(k):
+                p = x[rows, :, index[:, s, j]]  # (B, C): the neighbour
+                pairs.append(linears(torch.cat([p[:, :3] - centre, p[:, 3:]], dim=1)))
+        return torch.stack(pairs, dim=2).view(batch, widths[1], groups, k).amax(dim=3)
+
+    forms = [
+        _Formulation(
+            f"Conv2d 1x1 MLP {c_in}-{widths[0]}-{widths[1]} on grouped (B, C, S, K), max over K",
+            lambda x: mlp(grouped(x, index)).amax(dim=3),
+            mlp,
+        ),
+        _Formulation("the same Linears on each (centroid, neighbour) pair, max", per_pair, linears),
+        _Formulation(
+            "the Conv2d MLP on each group's neighbours shuffled, max over K",
+            lambda x: mlp(grouped(x, shuffled)).amax(dim=3),
+            mlp,
+        ),
+    ]
+    terms = max(c_in, *widths, batch * groups * k)  # weight gradients sum over every pair
+    return _compare(
+        "6",
+        "set abstraction == per-pair Linear, max ignores order",
+        forms,
+        input_shape=(batch, c_in, num_points),
+        output_shape=(batch, widths[1], groups),
+        terms=terms,
+        dtype=dtype,
+        device=device,
+        seed=seed,
+    )
+
+
+@_claim
+def claim_edge_conv(
+    dtype: torch.dtype = torch.float32, device: DeviceLike = "cpu", seed: int = 0
+) -> ClaimResult:
+    """Claim 7: DGCNN's EdgeConv, ``Conv2d(1x1)`` on edge features ``[x_i, x_j - x_i]`` ``(B, 2C, N, k)``
+    then max over ``k``, == a Linear on each edge feature == the factored form the model runs,
+    ``(W_c - W_d) x_i + W_d x_j`` (two per-point products, the second gathered over the edges)."""
+    batch, channels, out_channels, num_points, k = 2, 32, 64, 48, 8
+    layer = _seeded(seed, lambda: EdgeConv(channels, out_channels, k, norm=None, activation=None), dtype, device)
+    linear = conv2d_to_linear(layer.conv)
+    index = layer.neighbours(_randn((batch, channels, num_points), seed + 1, dtype, device))  # (B, N, k)
+    forms = [
+        _Formulation(
+            f"Conv2d({2 * channels}->{out_channels}, 1x1) on [x_i, x_j - x_i] (B, 2C, N, k), max over k",
+            lambda x: layer.conv(edge_features(x, index)).amax(dim=3),
+            layer.conv,
+        ),
+        _Formulation(
+            "the same Linear on each edge feature (B, N, k, 2C), max",
+            lambda x: linear(edge_features(x, index).permute(0, 2, 3, 1)).amax(dim=2).transpose(1, 2),
+            linear,
+        ),
+        _Formulation(
+            "factored: (W_c - W_d) x_i + W_d x_j, gathered over edges, max",
+            lambda x: layer.edge_response(x, index).amax(dim=3),
+            layer.conv,
+        ),
+    ]
+    terms = max(2 * channels, out_channels, batch * num_points * k)  # weight gradients sum over every edge
+    return _compare(
+        "7",
+        "EdgeConv == per-edge Linear",
+        forms,
+        input_shape=(batch, channels, num_points),
+        output_shape=(batch, out_channels, num_points),
+        terms=terms,
+        dtype=dtype,
+        device=device,
+        seed=seed,
+    )
+
+
 def _conv_flops(module: nn.Module, x: torch.Tensor) -> int:
     """FLOPs (2 x multiply-adds, biases aside) of every Conv1d/Conv2d/Linear in one forward of ``x``."""
     total = 0
@@ -522,6 +634,8 @@ CLAIMS: list[Callable[..., ClaimResult]] = [
     claim_fc_image_conv,
     claim_class_maps,
     claim_permutation_invariance,
+    claim_set_abstraction,
+    claim_edge_conv,
 ]
 
 

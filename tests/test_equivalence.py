@@ -15,7 +15,7 @@ from pointnet_kit.cli.main import main
 from pointnet_kit.layers import SharedMLP
 
 DTYPES = [torch.float32, torch.float64]
-CLAIM_IDS = {"1", "1b", "1c", "2", "3", "4a", "4b", "5"}
+CLAIM_IDS = {"1", "1b", "1c", "2", "3", "4a", "4b", "5", "6", "7"}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_cli_reports_every_claim(cli_run):
     assert status == 0 and report["passed"] is True and report["device"] == "cpu"
     assert {row["claim"] for row in report["results"]} == CLAIM_IDS
     assert printed.rstrip().endswith("equivalence.json")  # "wrote PATH"
-    assert "All 7 equivalence claims hold in float32 and float64." in printed
+    assert "All 9 equivalence claims hold in float32 and float64." in printed
     for claim in CLAIM_IDS:
         assert f"\n{claim} " in printed
 
@@ -85,6 +85,8 @@ def _perturbed(convert):
         (equivalence.claim_conv2d_linear, "conv2d_to_linear"),
         (equivalence.claim_fc_image_conv, "linear_to_conv2d"),
         (equivalence.claim_class_maps, "linear_to_conv1d"),
+        (equivalence.claim_set_abstraction, "conv2d_to_linear"),
+        (equivalence.claim_edge_conv, "conv2d_to_linear"),
     ],
 )
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
@@ -98,6 +100,21 @@ def test_broken_conversion_fails_the_claim(monkeypatch, claim, converter, dtype)
 def test_broken_shared_mlp_conversion_fails_the_claim(monkeypatch):
     monkeypatch.setattr(SharedMLP, "converted", _perturbed(SharedMLP.converted))
     assert not equivalence.claim_shared_mlp_backends(dtype=torch.float64).passed
+
+
+def test_set_abstraction_claim_fails_when_the_max_is_dropped(monkeypatch):
+    """The order half of claim 6 rests on the max over K: reading one neighbour instead of pooling,
+    the shuffled formulation differs (so the shuffle is real)."""
+    monkeypatch.setattr(torch.Tensor, "amax", lambda self, dim: self.select(dim, 1))
+    result = equivalence.claim_set_abstraction(dtype=torch.float64)
+    monkeypatch.undo()
+    assert not result.passed and result.output_diff > result.tolerance
+
+
+def test_edge_conv_claim_counts_edges():
+    result = equivalence.claim_edge_conv(dtype=torch.float64)
+    assert result.passed and result.params == [2 * 32 * 64] * 3  # no bias, as in DGCNN
+    assert result.terms == 2 * 48 * 8  # weight gradients sum over B * N * k edges
 
 
 def test_no_tf32_turns_tf32_off_and_restores():

@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Run each claim (Conv1d(k=1) == per-point Linear, Conv2d(1x1) == per-pixel Linear, "
             "FC on a flattened image == full-size conv == 1x1 conv, class maps == FC head, PointNet's "
-            "order invariance, 1x1 bottleneck counts) forward and backward in float32 and float64, "
+            "order invariance, PointNet++ set abstraction == per-pair Linear with max ignoring neighbour order, "
+            "DGCNN EdgeConv == per-edge Linear, 1x1 bottleneck counts) forward and backward in float32 and float64, "
             "and print the differences, parameter counts and times. Exits 1 if a claim fails."
         ),
     )

@@ -9,7 +9,8 @@ A model is an ``nn.Module`` deriving from :class:`PointModel`:
 * ``forward(points (B, N, C), category (B,) | None) -> dict`` with ``logits`` ((B, K) or (B, N, K)) and
   ``losses`` (the model's own extra loss terms, already weighted; may be empty);
 * ``forward_features(points, category) -> dict`` for viz and embeddings: ``global_feature (B, D)``,
-  and where the model has them ``point_features (B, D, N)`` (max-pooled into the global feature),
+  and where the model has them ``point_features (B, D, N)`` (max-pooled into the first ``D`` channels
+  of the global feature),
   ``pooled`` (every per-point tensor over the input points that enters a max pool), ``layers`` (named
   per-point intermediate features) and ``transforms`` (learned ``(B, k, k)`` matrices).
 """

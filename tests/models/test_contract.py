@@ -56,9 +56,10 @@ def test_forward_features(name):
     if "global_feature" in feats:
         assert feats["global_feature"].dim() == 2 and feats["global_feature"].shape[0] == B
     if "point_features" in feats:
-        d = feats["global_feature"].shape[1]
-        assert feats["point_features"].shape == (B, d, N)
-        torch.testing.assert_close(feats["point_features"].amax(dim=2), feats["global_feature"])
+        # Max-pooled into the global feature (its first channels: DGCNN appends an average pool).
+        d = feats["point_features"].shape[1]
+        assert feats["point_features"].shape == (B, d, N) and d <= feats["global_feature"].shape[1]
+        torch.testing.assert_close(feats["point_features"].amax(dim=2), feats["global_feature"][:, :d])
     for group in ("pooled", "layers"):
         for key, value in feats.get(group, {}).items():
             assert value.dim() == 3 and value.shape[0] == B and value.shape[2] == N, (group, key)

@@ -1,0 +1,185 @@
+"""Neighbourhood operations for PointNet++ and DGCNN, in plain batched PyTorch (any device, no extensions).
+
+Shapes follow the models: coordinates ``(B, N, 3)`` (channels last, as the distance matmuls want them),
+features ``(B, C, N)`` (channels first, as the convolutions want them). Index tensors are int64.
+Every op returns indices without gradient; :func:`group` and :func:`three_interpolate` carry gradients
+to the features through ``gather``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "square_distance",
+    "farthest_point_sample",
+    "ball_query",
+    "knn",
+    "group",
+    "gather_points",
+    "three_nn",
+    "three_interpolate",
+]
+
+# Rows of queries handled at once by ball_query/knn/three_nn: caps the (B, rows, N) distance block at
+# about this many elements (64 MB in float32) instead of materialising every (B, S, N) at once.
+_CHUNK_ELEMENTS = 1 << 24
+
+
+def square_distance(a: Tensor, b: Tensor) -> Tensor:
+    """Squared Euclidean distances ``(B, M, N)`` between ``a (B, M, C)`` and ``b (B, N, C)``.
+
+    Uses ``|a|^2 + |b|^2 - 2 a.b`` (one batched matmul), clamped at 0 against rounding.
+    """
+    dist = torch.baddbmm(
+        (a * a).sum(-1, keepdim=True), a, b.transpose(1, 2), beta=1.0, alpha=-2.0
+    )  # (B, M, N)
+    dist += (b * b).sum(-1).unsqueeze(1)
+    return dist.clamp_min_(0.0)
+
+
+def _chunk(batch: int, rows: int, cols: int) -> int:
+    """How many of ``rows`` queries to take at once so that one ``(batch, chunk, cols)`` block stays small."""
+    return max(1, min(rows, _CHUNK_ELEMENTS // max(1, batch * cols)))
+
+
+@torch.no_grad()
+def farthest_point_sample(
+    xyz: Tensor, num_samples: int, generator: torch.Generator | None = None
+) -> Tensor:
+    """Farthest point sampling: ``(B, S)`` indices, each new point the farthest from those already chosen.
+
+    Args:
+        xyz: ``(B, N, 3)`` coordinates (extra channels are ignored).
+        num_samples: ``S <= N``.
+        generator: draws each cloud's start index (on the CPU); ``None`` starts at point 0, as the
+            original CUDA kernel does, so the result is deterministic.
+
+    Vectorised over the batch; the loop runs over the ``S`` samples only, keeping each point's squared
+    distance to the nearest chosen point, ``(B, N)``.
+    """
+    b, n, _ = xyz.shape
+    if not 0 < num_samples <= n:
+        raise ValueError(f"cannot sample {num_samples} of {n} points")
+    xyz = xyz[..., :3]
+    device = xyz.device
+    if generator is None:
+        current = torch.zeros(b, dtype=torch.long, device=device)
+    else:
+        current = torch.randint(n, (b,), generator=generator, device=generator.device).to(device)
+    chosen = torch.empty(b, num_samples, dtype=torch.long, device=device)
+    nearest = torch.full((b, n), float("inf"), dtype=xyz.dtype, device=device)
+    rows = torch.arange(b, device=device)
+    for i in range(num_samples):
+        chosen[:, i] = current
+        centre = xyz[rows, current].unsqueeze(1)  # (B, 1, 3)
+        nearest = torch.minimum(nearest, ((xyz - centre) ** 2).sum(-1))
+        current = nearest.argmax(dim=1)
+    return chosen
+
+
+@torch.no_grad()
+def ball_query(radius: float, num_neighbors: int, xyz: Tensor, centers: Tensor) -> Tensor:
+    """The first ``K`` points (in index order) within ``radius`` of each centre: ``(B, S, K)`` indices.
+
+    Args:
+        radius: ball radius (points at distance ``<= radius`` are inside).
+        num_neighbors: ``K``.
+        xyz: ``(B, N, 3)`` the points searched.
+        centers: ``(B, S, 3)`` the ball centres.
+
+    Balls with fewer than ``K`` points are padded with their first index, as the PointNet++ kernel does.
+    An empty ball (a centre that is not one of the points and has none in reach) takes its nearest point.
+    Selection by a running count (``cumsum``) and one ``scatter``, no sort over ``N``.
+    """
+    b, n, _ = xyz.shape
+    s = centers.shape[1]
+    k = num_neighbors
+    out = torch.empty(b, s, k, dtype=torch.long, device=xyz.device)
+    arange_n = torch.arange(n, device=xyz.device).view(1, 1, n)
+    step = _chunk(b, s, n)
+    for start in range(0, s, step):
+        dist = square_distance(centers[:, start : start + step], xyz)  # (B, s', N)
+        inside = dist <= radius * radius
+        rank = inside.long().cumsum(-1)  # 1-based position among the inside points (ONNX: no bool cumsum)
+        # Slot rank-1 for the first K inside points, a spare slot K for everything else.
+        slot = torch.where(inside & (rank <= k), rank - 1, k)
+        picked = torch.full((b, dist.shape[1], k + 1), n, dtype=torch.long, device=xyz.device)
+        picked.scatter_(2, slot, arange_n.expand(b, dist.shape[1], n))
+        picked = picked[..., :k]
+        first = picked[..., :1]
+        first = torch.where(first == n, dist.argmin(-1, keepdim=True), first)  # empty ball
+        out[:, start : start + dist.shape[1]] = torch.where(picked == n, first, picked)
+    return out
+
+
+@torch.no_grad()
+def knn(query: Tensor, points: Tensor, k: int) -> Tensor:
+    """Indices ``(B, M, k)`` of the ``k`` nearest ``points (B, N, C)`` to each ``query (B, M, C)``.
+
+    Nearest first; a query that is one of the points finds itself first (distance 0). Any ``C``
+    (DGCNN searches in feature space).
+    """
+    b, m, _ = query.shape
+    n = points.shape[1]
+    if not 0 < k <= n:
+        raise ValueError(f"cannot take {k} nearest of {n} points")
+    out = torch.empty(b, m, k, dtype=torch.long, device=query.device)
+    step = _chunk(b, m, n)
+    for start in range(0, m, step):
+        dist = square_distance(query[:, start : start + step], points)  # (B, m', N)
+        out[:, start : start + step] = dist.topk(k, dim=-1, largest=False, sorted=True).indices
+    return out
+
+
+def group(features: Tensor, index: Tensor) -> Tensor:
+    """Gather neighbours: ``features (B, C, N)`` and ``index (B, S, K)`` -> ``(B, C, S, K)``.
+
+    One ``gather`` along the points; its backward scatters (adds) into the gathered points.
+    """
+    b, c, _ = features.shape
+    _, s, k = index.shape
+    flat = index.reshape(b, 1, s * k).expand(-1, c, -1)
+    return features.gather(2, flat).view(b, c, s, k)
+
+
+def gather_points(features: Tensor, index: Tensor) -> Tensor:
+    """``features (B, C, N)`` at ``index (B, S)`` -> ``(B, C, S)``."""
+    return features.gather(2, index.unsqueeze(1).expand(-1, features.shape[1], -1))
+
+
+@torch.no_grad()
+def three_nn(unknown: Tensor, known: Tensor) -> tuple[Tensor, Tensor]:
+    """The 3 nearest ``known (B, S, 3)`` points of each ``unknown (B, N, 3)`` point.
+
+    Returns ``(squared distances (B, N, 3), indices (B, N, 3))``, nearest first. Needs ``S >= 3``.
+    """
+    b, n, _ = unknown.shape
+    s = known.shape[1]
+    if s < 3:
+        raise ValueError(f"three_nn needs at least 3 known points, got {s}")
+    dists = torch.empty(b, n, 3, dtype=unknown.dtype, device=unknown.device)
+    index = torch.empty(b, n, 3, dtype=torch.long, device=unknown.device)
+    step = _chunk(b, n, s)
+    for start in range(0, n, step):
+        d, i = square_distance(unknown[:, start : start + step], known).topk(3, dim=-1, largest=False)
+        dists[:, start : start + step], index[:, start : start + step] = d, i
+    return dists, index
+
+
+def three_interpolate(unknown: Tensor, known: Tensor, known_features: Tensor, eps: float = 1e-8) -> Tensor:
+    """Feature propagation: ``known_features (B, C, S)`` at ``known (B, S, 3)`` -> ``(B, C, N)`` at ``unknown``.
+
+    Inverse squared-distance weights over the 3 nearest known points (as the PointNet++ code does);
+    with a single known point (after a group-all layer) its feature is copied to every point.
+    """
+    b, c, s = known_features.shape
+    n = unknown.shape[1]
+    if s == 1:
+        return known_features.expand(-1, -1, n)
+    dists, index = three_nn(unknown, known)  # (B, N, 3)
+    weight = 1.0 / (dists + eps)
+    weight = weight / weight.sum(-1, keepdim=True)  # (B, N, 3)
+    neighbours = group(known_features, index)  # (B, C, N, 3)
+    return (neighbours * weight.unsqueeze(1)).sum(-1)

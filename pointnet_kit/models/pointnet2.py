@@ -1,0 +1,366 @@
+"""PointNet++ (Qi et al., NeurIPS 2017): set abstraction, feature propagation, SSG/MSG classifiers, part seg.
+
+A set-abstraction level picks ``S`` centroids by farthest point sampling, gathers up to ``K`` neighbours
+within a radius of each, and runs one shared MLP on every (centroid, neighbour) pair, ``Conv2d(1x1)``
+over ``(B, 3 + D, S, K)`` (neighbour offset from its centroid, then its features), max-pooled over
+the ``K`` neighbours. Settings and widths follow the paper's released code (and so its parameter
+counts: convolutions keep their bias before BatchNorm, as there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..errors import PointNetKitError
+from ..layers import grouping
+from ..layers.conv_mlp import ConvMLP, SharedMLP2d
+from .contract import PointModel
+from .registry import register_model
+
+# (centroids S or None for group-all, radii, neighbours K per radius, MLP widths per radius)
+SSG_LEVELS = [
+    (512, [0.2], [32], [[64, 64, 128]]),
+    (128, [0.4], [64], [[128, 128, 256]]),
+    (None, [], [], [[256, 512, 1024]]),
+]
+MSG_LEVELS = [
+    (512, [0.1, 0.2, 0.4], [16, 32, 128], [[32, 32, 64], [64, 64, 128], [64, 96, 128]]),
+    (128, [0.2, 0.4, 0.8], [32, 64, 128], [[64, 64, 128], [128, 128, 256], [128, 128, 256]]),
+    (None, [], [], [[256, 512, 1024]]),
+]
+# Largest fraction of distinct (centroid, neighbour) pairs for which the packed MLP is used in training.
+PACKED_MAX_FILL = 0.5
+
+
+class SetAbstraction(nn.Module):
+    """One set-abstraction level, single- or multi-scale (one ball query + MLP per radius, outputs concatenated).
+
+    Args:
+        num_centroids: ``S``; ``None`` groups all points around the origin into one set (the last level).
+        radii, num_neighbors: one ball (radius, ``K``) per scale; empty for group-all.
+        in_features: ``D``, feature channels per input point (0: coordinates only).
+        mlps: widths per scale, without the input width (``3 + D`` is prepended).
+
+    ``forward(xyz (B, N, 3), features (B, D, N) | None) -> (centroids (B, S, 3), features (B, C', S))``,
+    ``C'`` the sum of the scales' last widths. Centroids start from point 0 (deterministic, as the
+    original kernel does); a cloud of fewer than ``S`` points uses all of them.
+    """
+
+    def __init__(
+        self,
+        num_centroids: int | None,
+        radii: Sequence[float],
+        num_neighbors: Sequence[int],
+        in_features: int,
+        mlps: Sequence[Sequence[int]],
+    ) -> None:
+        super().__init__()
+        if num_centroids is not None and not (len(radii) == len(num_neighbors) == len(mlps) > 0):
+            raise ValueError("radii, num_neighbors and mlps need one entry per scale")
+        if num_centroids is None and len(mlps) != 1:
+            raise ValueError("a group-all level has exactly one MLP")
+        self.num_centroids = num_centroids
+        self.radii = list(radii)
+        self.num_neighbors = list(num_neighbors)
+        self.mlps = nn.ModuleList(SharedMLP2d([3 + in_features, *widths]) for widths in mlps)
+        self.out_channels = sum(widths[-1] for widths in mlps)
+        # Run the MLP on the distinct (centroid, neighbour) pairs only when balls are mostly padding
+        # (see _unique_pairs_mlp); False always runs the dense padded (B, C, S, K) block like the
+        # reference code. Same function either way.
+        self.skip_padding = True
+
+    def forward(self, xyz: Tensor, features: Tensor | None) -> tuple[Tensor, Tensor]:
+        points = xyz.transpose(1, 2)  # (B, 3, N)
+        if features is not None:
+            points = torch.cat([points, features], dim=1)  # (B, 3 + D, N)
+        if self.num_centroids is None:  # one group of all N points, offsets from the origin
+            centroids = xyz.new_zeros(xyz.shape[0], 1, 3)
+            return centroids, self.mlps[0](points.unsqueeze(2)).max(dim=3).values  # (B, C', 1)
+        # Small clouds (the embedded datasets' 128 points) keep every point as a centroid.
+        index = grouping.farthest_point_sample(xyz, min(self.num_centroids, xyz.shape[1]))  # (B, S)
+        centroids = xyz.gather(1, index.unsqueeze(-1).expand(-1, -1, 3))  # (B, S, 3)
+        offset = centroids.transpose(1, 2).unsqueeze(-1)  # (B, 3, S, 1)
+        outs = []
+        for radius, k, mlp in zip(self.radii, self.num_neighbors, self.mlps):
+            neighbours = grouping.ball_query(radius, k, xyz, centroids)  # (B, S, K)
+            if self.skip_padding and not torch.onnx.is_in_onnx_export():  # ONNX opset 17: no scatter max
+                distinct = neighbours != neighbours[..., :1]  # padding repeats the first index
+                distinct[..., 0] = True
+                # In training, packed rows (with their hand-written BatchNorm statistics) pay for
+                # themselves only when most of the block is padding; real ModelNet surfaces fill ~90%
+                # of the balls. In eval BatchNorm is affine and packing always wins.
+                limit = PACKED_MAX_FILL if self.training else 1.0
+                if distinct.sum().item() <= limit * distinct.numel():
+                    outs.append(_unique_pairs_mlp(mlp, points, centroids, neighbours, distinct))
+                    continue
+            first = mlp[0]
+            if _factor_first_layer(first):
+                # Wide input (later levels): the first layer is linear, so
+                # W [x_j - c_i, f_j] + b = (W [x_j, f_j]) - (W_xyz c_i - b): multiply the N points
+                # once, then gather, instead of multiplying all S*K pairs. Same numbers up to rounding.
+                weight = first.weight.flatten(1)  # (C1, 3 + D)
+                per_point = F.conv1d(points, weight.unsqueeze(-1))  # (B, C1, N)
+                centre = torch.einsum("oc,bcs->bos", weight[:, :3], offset.squeeze(-1))  # (B, C1, S)
+                if first.bias is not None:
+                    centre = centre - first.bias.view(1, -1, 1)
+                x = grouping.group(per_point, neighbours) - centre.unsqueeze(-1)  # (B, C1, S, K)
+            else:
+                x = grouping.group(points, neighbours)  # (B, 3 + D, S, K)
+                x[:, :3] -= offset  # neighbour coordinates relative to their centroid
+                x = first(x)
+            for layer in list(mlp)[1:]:
+                x = layer(x)
+            # max over the K neighbours: (B, C_r, S). max(dim) rather than amax: its backward scatters
+            # through the argmax, where amax's compares, counts ties and divides over the whole (B, C, S, K).
+            outs.append(x.max(dim=3).values)
+        return centroids, torch.cat(outs, dim=1) if len(outs) > 1 else outs[0]
+
+
+def _factor_first_layer(conv: nn.Conv2d) -> bool:
+    """Multiply points before gathering when the input is wide: ``W [x_j - c_i, f_j] + b =
+    W [x_j, f_j] - (W_xyz c_i - b)`` costs one product per point instead of one per pair."""
+    return 4 * conv.in_channels >= conv.out_channels
+
+
+def _batch_norm_with_padding(x: Tensor, bn: nn.BatchNorm2d, first: Tensor, extra: Tensor, total: int) -> Tensor:
+    """BatchNorm over packed distinct pairs ``x (M, C)`` with the statistics of the padded block.
+
+    Each group's first row ``x[first]`` stands for itself and its ``extra`` padding copies, so the
+    training statistics are those BatchNorm2d computes over all ``total = B*S*K`` padded positions.
+    """
+    if not bn.training and bn.track_running_stats:
+        return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
+    weight = extra.to(x.dtype).unsqueeze(1)  # (G, 1)
+    x_first = x.index_select(0, first)  # (G, C)
+    mean = (x.sum(0) + (weight * x_first).sum(0)) / total
+    centred, centred_first = x - mean, x_first - mean
+    var = ((centred * centred).sum(0) + (weight * centred_first * centred_first).sum(0)) / total
+    if bn.training and bn.track_running_stats:
+        with torch.no_grad():
+            bn.num_batches_tracked.add_(1)
+            momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+            bn.running_mean.mul_(1 - momentum).add_(momentum * mean)
+            bn.running_var.mul_(1 - momentum).add_(momentum * var * (total / max(total - 1, 1)))
+    scale = torch.rsqrt(var + bn.eps)
+    if bn.affine:
+        scale = scale * bn.weight
+        return torch.addcmul(bn.bias, centred, scale)
+    return centred * scale
+
+
+def _unique_pairs_mlp(
+    mlp: SharedMLP2d, points: Tensor, centroids: Tensor, neighbours: Tensor, distinct: Tensor
+) -> Tensor:
+    """The set-abstraction MLP and max over neighbours, run on each ball's distinct points only.
+
+    A ball query pads balls holding fewer than ``K`` points with copies of their first point (most
+    balls, on 1024-point clouds: ~10 distinct of 32). Copies change neither the max nor, once
+    counted in, the BatchNorm statistics, so this computes the same function (and gradients) as the
+    dense ``(B, C, S, K)`` MLP while multiplying only the distinct pairs, packed as rows ``(M, C)``.
+
+    ``points (B, 3 + D, N)``, ``centroids (B, S, 3)``, ``neighbours (B, S, K)``, ``distinct (B, S, K)``
+    (False on padding copies) -> ``(B, C', S)``.
+    """
+    b, c, n = points.shape
+    _, s, k = neighbours.shape
+    counts = distinct.sum(-1).view(-1)  # (G,) distinct points per ball, G = B * S
+    packed = distinct.view(-1).nonzero().squeeze(1)  # (M,) positions in the (G, K) block, row-major
+    group = packed // k  # (M,) which ball
+    rows = neighbours.view(-1).index_select(0, packed) + (group // s) * n  # (M,) rows of (B * N)
+    first = counts.cumsum(0) - counts  # (G,) packed row of each ball's first point
+    table = points.transpose(1, 2).reshape(b * n, c)  # (B * N, 3 + D)
+    centre = centroids.reshape(b * s, 3)
+    conv = mlp[0]
+    weight = conv.weight.flatten(1)  # (C1, 3 + D)
+    if _factor_first_layer(conv):
+        centre_term = centre @ weight[:, :3].t()  # (G, C1)
+        if conv.bias is not None:
+            centre_term = centre_term - conv.bias
+        x = (table @ weight.t()).index_select(0, rows) - centre_term.index_select(0, group)
+    else:
+        x = table.index_select(0, rows)  # (M, 3 + D)
+        x = torch.cat([x[:, :3] - centre.index_select(0, group), x[:, 3:]], dim=1)
+        x = F.linear(x, weight, conv.bias)
+    for layer in list(mlp)[1:]:
+        if isinstance(layer, nn.Conv2d):
+            x = F.linear(x, layer.weight.flatten(1), layer.bias)
+        elif isinstance(layer, nn.BatchNorm2d):
+            x = _batch_norm_with_padding(x, layer, first, k - counts, b * s * k)
+        else:
+            x = layer(x)
+    out = x.new_zeros(b * s, x.shape[1]).scatter_reduce(
+        0, group.unsqueeze(1).expand_as(x), x, reduce="amax", include_self=False
+    )  # (G, C'): max over each ball's rows
+    return out.view(b, s, -1).transpose(1, 2)
+
+
+class FeaturePropagation(nn.Module):
+    """Interpolate coarse features back onto finer points, concatenate the skip features, shared MLP.
+
+    ``forward(xyz (B, N, 3), coarse_xyz (B, S, 3), skip (B, D1, N) | None, coarse (B, D2, S)) -> (B, C', N)``.
+    """
+
+    def __init__(self, in_channels: int, widths: Sequence[int]) -> None:
+        super().__init__()
+        self.mlp = ConvMLP([in_channels, *widths], dim=1)
+
+    def forward(self, xyz: Tensor, coarse_xyz: Tensor, skip: Tensor | None, coarse: Tensor) -> Tensor:
+        x = grouping.three_interpolate(xyz, coarse_xyz, coarse)  # (B, D2, N)
+        if skip is not None:
+            x = torch.cat([skip, x], dim=1)
+        return self.mlp(x)
+
+
+def _classifier_head(in_dim: int, num_classes: int, dropout: float) -> nn.Sequential:
+    """FC 512 -> 256 -> classes, BatchNorm + ReLU + dropout between (as the reference, with biases)."""
+    return nn.Sequential(
+        nn.Linear(in_dim, 512),
+        nn.BatchNorm1d(512),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(512, 256),
+        nn.BatchNorm1d(256),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(256, num_classes),
+    )
+
+
+def _split(points: Tensor, in_channels: int) -> tuple[Tensor, Tensor | None]:
+    """``points (B, N, C)`` -> ``xyz (B, N, 3)`` and the extra channels ``(B, C - 3, N)`` (None if C == 3)."""
+    if points.dim() != 3 or points.shape[2] != in_channels:
+        raise PointNetKitError(
+            f"expected points of shape (B, N, {in_channels}), got {tuple(points.shape)}"
+        )
+    xyz = points[..., :3].contiguous()
+    extra = points[..., 3:].transpose(1, 2).contiguous() if in_channels > 3 else None
+    return xyz, extra
+
+
+class PointNet2Classifier(PointModel):
+    """PointNet++ classifier: set-abstraction levels -> 1024-d global feature -> FC head.
+
+    ``forward(points (B, N, in_channels))`` -> ``logits (B, num_classes)``, ``losses {}``. Channels
+    beyond xyz (normals) are the first level's point features.
+    """
+
+    task = "classification"
+
+    def __init__(
+        self,
+        levels: Sequence[tuple],
+        num_classes: int = 40,
+        in_channels: int = 3,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if in_channels < 3:
+            raise ValueError(f"in_channels must be at least 3 (xyz), got {in_channels}")
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        features = in_channels - 3
+        self.levels = nn.ModuleList()
+        for num_centroids, radii, num_neighbors, mlps in levels:
+            self.levels.append(SetAbstraction(num_centroids, radii, num_neighbors, features, mlps))
+            features = self.levels[-1].out_channels
+        self.head = _classifier_head(features, num_classes, dropout)
+
+    def _encode(self, points: Tensor) -> Tensor:
+        xyz, features = _split(points, self.in_channels)
+        for level in self.levels:
+            xyz, features = level(xyz, features)
+        return features.squeeze(2)  # (B, 1024)
+
+    def forward(self, points: Tensor, category: Tensor | None = None) -> dict[str, Tensor]:
+        glob = self._encode(points)
+        return {"logits": self.head(glob), "losses": {}, "global_feature": glob}
+
+    def forward_features(self, points: Tensor, category: Tensor | None = None) -> dict[str, Tensor]:
+        """``global_feature (B, 1024)``. No ``point_features``: the last pool runs over centroids."""
+        return {"global_feature": self._encode(points)}
+
+
+class PointNet2PartSegmentation(PointModel):
+    """PointNet++ SSG part segmentation: three SA levels, three FP levels, per-point head.
+
+    The input points (all channels) are the first level's features, and the last FP level also sees
+    the category one-hot and the xyz, as in the reference PyTorch port.
+    ``forward(points (B, N, C), category (B,))`` -> ``logits (B, N, num_classes)``, ``losses {}``.
+    """
+
+    task = "part_segmentation"
+
+    def __init__(
+        self,
+        num_classes: int = 50,
+        in_channels: int = 3,
+        num_categories: int = 16,
+        dropout: float = 0.5,
+    ) -> None:
+        super().__init__()
+        if in_channels < 3:
+            raise ValueError(f"in_channels must be at least 3 (xyz), got {in_channels}")
+        self.num_classes = num_classes
+        self.in_channels = in_channels
+        self.num_categories = num_categories
+        self.sa1 = SetAbstraction(512, [0.2], [32], in_channels, [[64, 64, 128]])
+        self.sa2 = SetAbstraction(128, [0.4], [64], 128, [[128, 128, 256]])
+        self.sa3 = SetAbstraction(None, [], [], 256, [[256, 512, 1024]])
+        self.fp3 = FeaturePropagation(1024 + 256, [256, 256])
+        self.fp2 = FeaturePropagation(256 + 128, [256, 128])
+        self.fp1 = FeaturePropagation(128 + num_categories + 3 + in_channels, [128, 128, 128])
+        self.head = ConvMLP([128, 128], dim=1)
+        self.dropout = nn.Dropout(dropout)
+        self.classify = nn.Conv1d(128, num_classes, kernel_size=1)
+
+    def _trunk(self, points: Tensor, category: Tensor | None) -> dict[str, Tensor]:
+        xyz, _ = _split(points, self.in_channels)
+        l0 = points.transpose(1, 2)  # (B, C, N)
+        xyz1, f1 = self.sa1(xyz, l0)  # (B, 512, 3), (B, 128, 512)
+        xyz2, f2 = self.sa2(xyz1, f1)  # (B, 128, 3), (B, 256, 128)
+        xyz3, f3 = self.sa3(xyz2, f2)  # (B, 1, 3), (B, 1024, 1)
+        f2 = self.fp3(xyz2, xyz3, f2, f3)  # (B, 256, 128)
+        f1 = self.fp2(xyz1, xyz2, f1, f2)  # (B, 128, 512)
+        skip = [xyz.transpose(1, 2), l0]
+        if self.num_categories:
+            if category is None:
+                raise PointNetKitError("pointnet2_ssg_seg needs the shape category (B,) as input")
+            one_hot = F.one_hot(category.long(), self.num_categories).to(points.dtype)  # (B, num_categories)
+            skip.insert(0, one_hot.unsqueeze(2).expand(-1, -1, points.shape[1]))
+        fp1 = self.fp1(xyz, xyz1, torch.cat(skip, dim=1), f1)  # (B, 128, N)
+        head = self.head(fp1)  # (B, 128, N)
+        return {"global_feature": f3.squeeze(2), "fp1": fp1, "head": head}
+
+    def forward(self, points: Tensor, category: Tensor | None = None) -> dict[str, Tensor]:
+        trunk = self._trunk(points, category)
+        logits = self.classify(self.dropout(trunk["head"]))  # (B, num_classes, N)
+        return {"logits": logits.transpose(1, 2), "losses": {}, "global_feature": trunk["global_feature"]}
+
+    def forward_features(self, points: Tensor, category: Tensor | None = None) -> dict[str, Tensor]:
+        """``global_feature (B, 1024)`` (the group-all level) and ``layers`` ``fp1``, ``head`` ``(B, 128, N)``."""
+        trunk = self._trunk(points, category)
+        return {"global_feature": trunk["global_feature"], "layers": {"fp1": trunk["fp1"], "head": trunk["head"]}}
+
+
+@register_model("pointnet2_ssg")
+def pointnet2_ssg(num_classes: int = 40, in_channels: int = 3, **kwargs) -> PointNet2Classifier:
+    """PointNet++ single-scale grouping classifier (512/0.2/32, 128/0.4/64, group-all)."""
+    return PointNet2Classifier(SSG_LEVELS, num_classes, in_channels, **kwargs)
+
+
+@register_model("pointnet2_msg")
+def pointnet2_msg(num_classes: int = 40, in_channels: int = 3, **kwargs) -> PointNet2Classifier:
+    """PointNet++ multi-scale grouping classifier (radii 0.1/0.2/0.4 then 0.2/0.4/0.8, group-all)."""
+    return PointNet2Classifier(MSG_LEVELS, num_classes, in_channels, **kwargs)
+
+
+@register_model("pointnet2_ssg_seg")
+def pointnet2_ssg_seg(
+    num_classes: int = 50, in_channels: int = 3, num_categories: int = 16, **kwargs
+) -> PointNet2PartSegmentation:
+    """PointNet++ SSG part segmentation with the category one-hot (16 ShapeNetPart categories)."""
+    return PointNet2PartSegmentation(num_classes, in_channels, num_categories, **kwargs)
