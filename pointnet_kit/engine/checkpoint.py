@@ -56,7 +56,14 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> 
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`; clear errors for missing or foreign files."""
+    """Read a checkpoint written by :func:`save_checkpoint`; clear errors for missing or foreign files.
+
+    ``path`` may also name a shipped pretrained model (``"modelnet40"``) when no such file exists.
+    """
+    from ..models.pretrained import PRETRAINED, load_pretrained
+
+    if str(path) in PRETRAINED and not Path(path).exists():
+        return load_pretrained(str(path), map_location)
     path = Path(path)
     if path.is_dir():
         for name in ("checkpoint_best.pt", "checkpoint_last.pt"):
