@@ -1,12 +1,92 @@
-"""Small helpers shared across the package: seeding and device selection."""
+"""Small helpers shared across the package: seeding, device selection, and writes that a user keeps
+(atomic files, exclusively created run folders).
+
+NumPy and torch are imported inside the functions that need them, so the write helpers stay cheap to
+import (the CLI uses them).
+"""
 
 from __future__ import annotations
 
 import os
 import random
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
+if TYPE_CHECKING:
+    import torch
+
+TMP_SUFFIX = ".tmp"
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` so that readers (and a kill -9 at any moment) see the old file or the
+    new one, never a part: a hidden temp file beside it, fsync, then rename over it.
+
+    Raises:
+        OSError: the folder is missing or unwritable, or the disk is full (the temp file is removed;
+            the CLI reports it as one line naming the path, exit 3).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """:func:`atomic_write_bytes` for text."""
+    return atomic_write_bytes(path, text.encode(encoding))
+
+
+def remove_orphan_tmp(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temp files that a killed :func:`atomic_write_bytes` left in ``folder``; returns them."""
+    removed = []
+    for tmp in Path(folder).glob(f".*{TMP_SUFFIX}"):
+        if tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def exclusive_dir(path: str | os.PathLike, unique: bool = False) -> Path:
+    """Create the folder ``path`` (and its parents) and return it, only if it did not exist: two runs
+    can never share a folder, and a user's existing folder is never written into.
+
+    Args:
+        unique: when ``path`` exists, create ``path-2``, ``path-3``, ... instead (for default names
+            such as ``runs/default-<time>`` that two runs started in the same second would share).
+
+    Raises:
+        PointNetKitError: ``path`` exists (and ``unique`` is False), or is a file.
+        OSError: the parent is unwritable (reported by the CLI with the path, exit 3).
+    """
+    from .errors import PointNetKitError
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 1000 if unique else 2):
+        candidate = path if attempt == 1 else path.with_name(f"{path.name}-{attempt}")
+        try:
+            os.mkdir(candidate)
+            return candidate
+        except FileExistsError:
+            if not unique:
+                what = "a file" if candidate.is_file() else "a folder"
+                raise PointNetKitError(
+                    f"{candidate} already exists ({what}); choose another --out (runs never write into an existing folder)"
+                ) from None
+    raise PointNetKitError(f"{path}: could not find a free name after 999 tries")
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
@@ -14,6 +94,9 @@ def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
 
     With ``deterministic=True`` also ask PyTorch for deterministic kernels (slower on GPU).
     """
+    import numpy as np
+    import torch
+
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # seeds every CUDA device too
@@ -26,6 +109,8 @@ def seed_everything(seed: int, deterministic: bool = False) -> torch.Generator:
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``"auto"`` picks cuda, then mps, then cpu; anything else is passed to ``torch.device``."""
+    import torch
+
     from .errors import PointNetKitError
 
     if name == "auto":
