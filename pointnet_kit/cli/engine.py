@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -77,6 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from ..engine.config import load_config
     from ..engine.trainer import config_for_resume, train
+    from ..utils import exclusive_dir
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -84,16 +86,19 @@ def run_train(args: argparse.Namespace) -> int:
             raise PointNetKitError("--resume continues in its own run directory; drop --out")
         if args.config:
             raise PointNetKitError("--resume uses the run's saved config; pass changes as key=value overrides")
-        if not (run_dir / "checkpoint_last.pt").is_file():
-            raise PointNetKitError(f"nothing to resume: {run_dir / 'checkpoint_last.pt'} does not exist")
+        if not run_dir.is_dir():
+            raise PointNetKitError(f"nothing to resume: {run_dir} is not a run directory")
         config = config_for_resume(run_dir, args.overrides)
         out = run_dir
     else:
         config = load_config(args.config, args.overrides)
         name = Path(args.config).stem if args.config else "default"
-        out = Path(args.out) if args.out else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if (out / "checkpoint_last.pt").exists():
-            raise PointNetKitError(f"{out} already holds a run; use --resume {out} or another --out")
+        if args.out:
+            out = Path(args.out)  # the trainer refuses a folder holding a run or a user's files
+        else:
+            out = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+            if int(os.environ.get("RANK", "0")) == 0:  # only the main process writes
+                out = exclusive_dir(out, unique=True)  # two runs started in the same second get two folders
     summary = train(config, out, resume=out if args.resume else None)
     if int(os.environ.get("RANK", "0")) == 0:
         best, final = summary["best"], summary["final"]
@@ -109,7 +114,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     from ..engine.evaluate import evaluate_checkpoint
+    from ..utils import atomic_write_text
 
+    if args.json and args.json != "-":
+        _check_writable(Path(args.json))  # before minutes of evaluation, not after
     result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.votes, args.batch_size, args.device)
     if args.json == "-":
         print(json.dumps(result, indent=2))
@@ -137,9 +145,19 @@ def run_eval(args: argparse.Namespace) -> int:
         for name, row in zip(names, result["confusion"]):
             print(f"  {name:<{width}} " + " ".join(f"{v:>4}" for v in row))
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
         print(f"\nwrote {args.json}")
     return 0
+
+
+def _check_writable(path: Path) -> None:
+    """Raise an OSError naming ``path`` when its folder is missing or not writable."""
+    folder = path.parent
+    if not folder.is_dir():
+        code = errno.ENOTDIR if any(p.is_file() for p in (folder, *folder.parents)) else errno.ENOENT
+        raise OSError(code, os.strerror(code), str(path))
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -176,9 +194,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def _write_parts(path: Path, points, parts) -> None:
     """``x y z part`` text, one point per line."""
+    from ..utils import atomic_write_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"{x:.6f} {y:.6f} {z:.6f} {int(p)}" for (x, y, z), p in zip(points.tolist(), parts.tolist())]
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def run_export(args: argparse.Namespace) -> int:

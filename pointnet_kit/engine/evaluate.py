@@ -14,7 +14,7 @@ from ..data import PointCloudDataset, load_points
 from ..errors import CheckpointError, PointNetKitError
 from ..tasks import Meter, Task
 from ..utils import resolve_device
-from .checkpoint import checkpoint_config, load_checkpoint, load_run
+from .checkpoint import assert_finite, checkpoint_config, load_run
 from .config import Config, augmentation_specs
 from .datasets import load_split
 from .inference import category_input, predict_logits
@@ -111,6 +111,7 @@ def evaluate_batch(
         logits = sum(
             predict_logits(model, chunk["points"], batch_size, amp, transform=t, category=category) for t in transforms
         )
+        assert_finite(logits, f"the model's outputs on shapes {start}-{start + len(chunk['points']) - 1}")
         meter.update(logits / len(transforms) if len(transforms) > 1 else logits, chunk)
     return meter
 
@@ -132,7 +133,7 @@ def evaluate_checkpoint(
     if votes < 1:
         raise CheckpointError(f"--votes must be >= 1, got {votes}")
     dev = resolve_device(device)
-    model, task, spec, ckpt = load_run(load_checkpoint(checkpoint, map_location="cpu"), map_location=dev)
+    model, task, spec, ckpt = load_run(checkpoint, map_location=dev)
     config = checkpoint_config(ckpt)
     dataset = dataset_for_checkpoint(ckpt, data, split)
     if dataset.spec is not None and spec.part_names and dataset.spec.part_names not in (None, spec.part_names):
@@ -184,6 +185,8 @@ def predict_files(
         raise PointNetKitError(f"this model takes the shape category: pass --category (one of {', '.join(spec.class_names)})")
     amp = checkpoint_config(ckpt).runtime.amp
     logits = predict_logits(model, clouds, amp=amp, category=category_input(model, batch))
+    for row, f in enumerate(files):
+        assert_finite(logits[row], f"{checkpoint}: the model's output for {f}")
     if logits.dim() == 2:  # one label per shape
         probs = logits.softmax(dim=1)
         top = probs.topk(min(topk, probs.shape[1]), dim=1)

@@ -1,12 +1,13 @@
 import json
+import os
 
 import pytest
 import torch
 
-from pointnet_kit.engine.checkpoint import load_checkpoint
+from pointnet_kit.engine.checkpoint import load_checkpoint, non_finite_tensors
 from pointnet_kit.engine.config import config_from_dict
-from pointnet_kit.engine.trainer import bn_momentum_at, lr_factor, train
-from pointnet_kit.errors import ConfigError, DataError
+from pointnet_kit.engine.trainer import bn_momentum_at, is_run_dir, lr_factor, train
+from pointnet_kit.errors import ConfigError, DataError, NonFiniteError, PointNetKitError
 
 from .conftest import fast_overrides
 
@@ -132,3 +133,109 @@ def test_a_short_run_on_real_modelnet40_learns(shared_data, tmp_path):
     summary = train(config_from_dict({}, overrides), tmp_path, log=quiet)
     assert summary["classes"] == 40 and summary["splits"]["val"]["shapes"] == 985
     assert summary["best"]["val_oa"] > 0.3  # chance is 0.025; the paper's model gets ~0.5 after one epoch
+
+
+def _nan_from_call(monkeypatch, first_bad: int) -> None:
+    """Make the classification loss NaN from its ``first_bad``-th call (1-based) on."""
+    from pointnet_kit.tasks.classification import ClassificationTask
+
+    real, calls = ClassificationTask.loss, []
+
+    def loss(self, out, batch):
+        calls.append(1)
+        value = real(self, out, batch)
+        return value * float("nan") if len(calls) >= first_bad else value
+
+    monkeypatch.setattr(ClassificationTask, "loss", loss)
+
+
+def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, monkeypatch):
+    # 72 training shapes in batches of 16: 4 steps per epoch; call 6 is epoch 2, step 2.
+    _nan_from_call(monkeypatch, 6)
+    with pytest.raises(NonFiniteError) as info:
+        train(config_from_dict({}, fast_overrides(tiny_data, epochs=3)), tmp_path, log=quiet)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "diverged in epoch 2, step 2/4: loss nan" in message and "optim.lr" in message
+    assert "checkpoint_last.pt keeps epoch 1" in message
+    last = load_checkpoint(tmp_path / "checkpoint_last.pt")
+    assert last["epoch"] == 1 and not non_finite_tensors(last["model_state"])
+    assert [json.loads(x)["epoch"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_best.pt", "checkpoint_last.pt", "config.yaml", "metrics.jsonl"]
+
+
+def test_a_huge_learning_rate_is_one_line_and_exit_2_from_the_cli(tiny_data, tmp_path, capsys):
+    from pointnet_kit.cli.main import main
+
+    code = main(["train", "--out", str(tmp_path / "run"), *fast_overrides(tiny_data), "optim.lr=1e30"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "training diverged in epoch 1" in err[0] and "1e+30" in err[0]
+    assert not list((tmp_path / "run").glob("checkpoint_*.pt"))  # no NaN weights on disk
+
+
+def test_run_folders_are_never_shared_or_overwritten(tiny_data, tmp_path):
+    config = config_from_dict({}, fast_overrides(tiny_data, epochs=1))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("my own notes\n")
+    with pytest.raises(PointNetKitError, match="not a pointnet-kit run and not empty"):
+        train(config, mine, log=quiet)
+    assert (mine / "config.yaml").read_text() == "my own notes\n" and len(list(mine.iterdir())) == 1
+    with pytest.raises(PointNetKitError, match="nothing to resume"):
+        train(config, mine, resume=mine, log=quiet)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(PointNetKitError, match="is a file"):
+        train(config, tmp_path / "file", log=quiet)
+
+    run = tmp_path / "run"
+    train(config, run, log=quiet)
+    with pytest.raises(PointNetKitError, match=f"already holds a run; continue it with --resume {run}"):
+        train(config, run, log=quiet)
+    assert is_run_dir(run)
+    mode = (run / "checkpoint_last.pt").stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask  # readable by others as any file the user writes, not mkstemp's 0600
+    assert all((run / n).stat().st_mode & 0o777 == mode for n in ("config.yaml", "metrics.jsonl", "summary.json"))
+
+
+def test_default_run_folders_of_the_same_second_are_distinct(tiny_data, tmp_path, monkeypatch, capsys):
+    from pointnet_kit.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("time.strftime", lambda *_a: "20250101-120000")
+    args = ["train", *fast_overrides(tiny_data, epochs=1)]
+    assert main(args) == 0 and main(args) == 0
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["default-20250101-120000", "default-20250101-120000-2"]
+    assert "run directory: runs/default-20250101-120000-2" in capsys.readouterr().out
+
+
+def cli_failure(args: list[str], capsys) -> str:
+    """The one error line of a failing CLI run (or the OSError itself while the CLI lets it through)."""
+    from pointnet_kit.cli.main import main
+
+    try:
+        code = main(args)
+    except OSError as exc:
+        return str(exc)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1, err
+    return err[0]
+
+
+def test_unwritable_out_is_one_line_naming_the_path(tiny_data, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    out = tmp_path / "file" / "run"  # a parent that is a file: refused even for root
+    assert str(out) in cli_failure(["train", "--out", str(out), *fast_overrides(tiny_data, epochs=1)], capsys)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_out_is_one_line_naming_the_path(tiny_data, tmp_path, capsys):
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o555)
+    try:
+        for target in (out, out / "run"):
+            assert str(out) in cli_failure(["train", "--out", str(target), *fast_overrides(tiny_data, epochs=1)], capsys)
+    finally:
+        out.chmod(0o755)
