@@ -430,6 +430,7 @@ class Trainer:
                 self._write_text("config.yaml", text, exclusive=True)
             except FileExistsError:
                 raise PointNetKitError(f"{self.out_dir} was taken by another run started at the same time; choose another --out") from None
+            remove_orphan_tmp(self.out_dir)  # of a run killed before it wrote its config
             return
         remove_orphan_tmp(self.out_dir)
         self._write_text("config.yaml", text)

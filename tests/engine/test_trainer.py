@@ -229,6 +229,14 @@ def test_unwritable_out_is_one_line_naming_the_path(tiny_data, tmp_path, capsys)
     assert str(out) in cli_failure(["train", "--out", str(out), *fast_overrides(tiny_data, epochs=1)], capsys)
 
 
+def test_a_folder_without_write_permission_is_refused_before_loading_data(tiny_data, tmp_path, monkeypatch):
+    # As root (CI containers) permissions do not bind, so the check itself is made to say no.
+    monkeypatch.setattr("pointnet_kit.engine.trainer.os.access", lambda path, mode: False)
+    with pytest.raises(PermissionError) as info:
+        train(config_from_dict({}, fast_overrides(tmp_path / "no-data-needed")), tmp_path / "out", log=quiet)
+    assert info.value.filename == str(tmp_path / "out")
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_read_only_out_is_one_line_naming_the_path(tiny_data, tmp_path, capsys):
     out = tmp_path / "ro"
