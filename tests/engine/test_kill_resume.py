@@ -65,6 +65,7 @@ def kill_at(proc: subprocess.Popen, folder: Path, trigger: tuple[str, float], ti
     """SIGKILL ``proc`` at ``trigger``; False if it finished first.
 
     ``("tmp", k)``: when the k-th temp file of an atomic write appears in ``folder`` (mid-write);
+    ``("best", k)``: when the k-th temp file of ``checkpoint_best.pt`` appears (last is written, best not);
     ``("epoch", x)``: x epochs into training (epoch i + fraction, epoch length taken from epoch 1);
     ``("start", s)``: s seconds after launch (during imports, data loading or the first epoch).
     """
@@ -81,8 +82,9 @@ def kill_at(proc: subprocess.Popen, folder: Path, trigger: tuple[str, float], ti
             names = [e.name for e in os.scandir(folder)]
         except FileNotFoundError:
             names = []
-        if kind == "tmp":
-            seen.update(n for n in names if n.startswith(".") and n.endswith(".tmp"))
+        if kind in ("tmp", "best"):
+            prefix = ".checkpoint_best.pt." if kind == "best" else "."
+            seen.update(n for n in names if n.startswith(prefix) and n.endswith(".tmp"))
             if len(seen) >= value:
                 break
         elif kind == "epoch":
@@ -94,7 +96,7 @@ def kill_at(proc: subprocess.Popen, folder: Path, trigger: tuple[str, float], ti
                 break
             if first_epoch_at is not None and epoch_len is None and value < 1 and now - first_epoch_at >= value * 2.0:
                 break  # inside epoch 1, whose length is not known yet: ~2 s
-        time.sleep(0.0005 if kind == "tmp" else 0.005)
+        time.sleep(0.0005 if kind in ("tmp", "best") else 0.005)
     if proc.poll() is not None:
         return False
     proc.send_signal(signal.SIGKILL)
@@ -103,9 +105,11 @@ def kill_at(proc: subprocess.Popen, folder: Path, trigger: tuple[str, float], ti
 
 
 def random_trigger(rng: random.Random) -> tuple[str, float]:
-    kind = rng.choice(["tmp", "tmp", "epoch", "epoch", "start"])
+    kind = rng.choice(["tmp", "tmp", "best", "epoch", "epoch", "start"])
     if kind == "tmp":  # config, then per epoch metrics, last, (best); summary at the end
         return kind, rng.randint(1, 3 * EPOCHS + 2)
+    if kind == "best":  # the tiny run improves every epoch
+        return kind, rng.randint(1, EPOCHS)
     if kind == "epoch":
         return kind, rng.uniform(0.0, EPOCHS + 0.3)
     return kind, rng.uniform(0.5, 8.0)
@@ -202,10 +206,10 @@ def kill_and_recover(reference: Path, folder: Path, rng: random.Random, max_kill
 
 
 def test_kills_during_a_checkpoint_write_and_mid_epoch_then_resume_give_the_uninterrupted_run(reference, tmp_path):
-    # Two fixed triggers: inside the second epoch's checkpoint_last.pt write (temp files: config,
-    # metrics 1, last 1, best 1, metrics 2, last 2), and halfway through epoch 2.
+    # Two fixed triggers: inside epoch 2's checkpoint_best.pt write (after last's: best must be
+    # repaired from last on resume), and halfway through epoch 2.
     kills = 0
-    for i, trigger in enumerate([("tmp", 6), ("epoch", 1.5)]):
+    for i, trigger in enumerate([("best", 2), ("epoch", 1.5)]):
         folder = tmp_path / str(i)
         folder.mkdir()
         proc = spawn(train_args(folder / "run"), folder)
@@ -219,6 +223,9 @@ def test_kills_during_a_checkpoint_write_and_mid_epoch_then_resume_give_the_unin
         kills += 1
         run = folder / "run"
         assert not consistent_now(run), consistent_now(run)
+        if trigger[0] == "best":  # killed while writing best after last (unless the write beat the kill)
+            assert load_checkpoint(run / "checkpoint_last.pt")["epoch"] == 2
+            assert load_checkpoint(run / "checkpoint_best.pt")["epoch"] in (1, 2)
         assert main(recovery_args(run)) == 0
         assert not differences(run, reference), differences(run, reference)
     assert kills == 2

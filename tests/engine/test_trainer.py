@@ -78,6 +78,29 @@ def test_resume_matches_an_uninterrupted_run_bit_for_bit(tiny_data, tmp_path):
     assert [m["train_loss"] for m in la] == [m["train_loss"] for m in lb]
 
 
+def test_resume_repairs_a_best_checkpoint_left_behind_by_a_kill(tiny_data, tmp_path):
+    """A kill after writing last but before best leaves best one epoch behind; resume rewrites it."""
+    import shutil
+
+    config = lambda epochs: config_from_dict({}, fast_overrides(tiny_data, epochs=epochs))  # noqa: E731
+    full, part = tmp_path / "full", tmp_path / "part"
+    train(config(2), full, log=quiet)
+    train(config(1), part, log=quiet)
+    stale = tmp_path / "best-epoch-1.pt"
+    shutil.copy(part / "checkpoint_best.pt", stale)
+    train(config(2), part, resume=part, log=quiet)
+    if load_checkpoint(part / "checkpoint_last.pt")["best"]["epoch"] != 2:
+        pytest.skip("epoch 2 did not improve on this data; nothing to repair")
+    shutil.copy(stale, part / "checkpoint_best.pt")  # what the kill leaves
+    (part / ".checkpoint_best.pt.x1y2.tmp").write_bytes(b"half a checkpoint")
+    (part / "summary.json").unlink()
+    train(config(2), part, resume=part, log=quiet)
+    assert sorted(p.name for p in part.iterdir()) == sorted(p.name for p in full.iterdir())
+    a, b = load_checkpoint(full / "checkpoint_best.pt"), load_checkpoint(part / "checkpoint_best.pt")
+    assert a["epoch"] == b["epoch"] == 2 == json.loads((part / "summary.json").read_text())["best"]["epoch"]
+    assert all(torch.equal(v, b["model_state"][k]) for k, v in a["model_state"].items())
+
+
 def test_final_batch_of_one_is_a_clear_error(tiny_data, tmp_path):
     # 72 training shapes (96 minus a quarter for validation) in batches of 71 leave one shape over.
     overrides = fast_overrides(tiny_data) + ["train.batch_size=71", "train.drop_last=false"]
