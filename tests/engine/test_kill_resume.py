@@ -257,7 +257,7 @@ def _write_off_tree(src: Path, seed: int = 0) -> None:
 
     rng = np.random.default_rng(seed)
     for name, make in (("box", lambda: trimesh.creation.box()), ("ball", lambda: trimesh.creation.icosphere(2))):
-        for split, count in (("train", 12), ("test", 4)):
+        for split, count in (("train", 24), ("test", 8)):
             (src / name / split).mkdir(parents=True)
             for i in range(count):
                 mesh = make()
@@ -286,27 +286,29 @@ def _prepared(out: Path) -> dict[str, Any]:
 def test_kill_during_data_prepare_then_rerun_gives_the_same_output(tmp_path):
     src = tmp_path / "src"
     _write_off_tree(src)
-    args = lambda out: ["data", "prepare", str(src), "--out", str(out), "--num-points", "256", "--workers", "1"]  # noqa: E731
+    args = lambda out: ["data", "prepare", str(src), "--out", str(out), "--num-points", "1024", "--workers", "1"]  # noqa: E731
     assert main(args(tmp_path / "reference")) == 0
     reference = _prepared(tmp_path / "reference")
     rng = random.Random(7)
-    kills = 0
-    for trial in range(6):
+    hits = []
+    for trial in range(8):
         folder = tmp_path / f"trial{trial}"
         folder.mkdir()
         proc = spawn(args(folder / "out"), folder)
+        # Half the kills at a random moment after launch (imports, sampling), half within 20 ms of the
+        # first entry appearing in the folder (the output or its temp build: the writes and the swap).
+        at_write = trial % 2 == 1
+        deadline = None if at_write else time.monotonic() + rng.uniform(0.5, 6.0)
         try:
-            # once anything appears in the folder (the output or its temp build), a random moment later
-            deadline = None
             while proc.poll() is None:
-                if deadline is None and any(folder.iterdir()):
-                    deadline = time.monotonic() + rng.uniform(0.0, 0.4)
+                if at_write and deadline is None and any(folder.iterdir()):
+                    deadline = time.monotonic() + rng.uniform(0.0, 0.02)
                 if deadline is not None and time.monotonic() >= deadline:
                     proc.send_signal(signal.SIGKILL)
                     proc.wait()
-                    kills += 1
+                    hits.append(sorted(p.name for p in folder.iterdir()))
                     break
-                time.sleep(0.001)
+                time.sleep(0.0005)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -315,4 +317,5 @@ def test_kill_during_data_prepare_then_rerun_gives_the_same_output(tmp_path):
         assert main(args(folder / "out")) == 0, f"trial {trial}: rerun after the kill failed"
         assert not same(_prepared(folder / "out"), reference), f"trial {trial}: {same(_prepared(folder / 'out'), reference)}"
         assert sorted(p.name for p in folder.iterdir()) == ["out"], "temp folders left behind"
-    assert kills >= 3
+    print(f"\n{len(hits)} kills; folder contents at each kill: {hits}")
+    assert len(hits) >= 4
