@@ -20,3 +20,8 @@ class DataError(PointNetKitError):
 
 class CheckpointError(PointNetKitError):
     """A missing or corrupt checkpoint, or one that does not fit what was asked of it."""
+
+
+class NonFiniteError(PointNetKitError):
+    """NaN or infinite values: a diverged training, a checkpoint with non-finite weights, or outputs
+    that are not numbers. Never passed on as an answer."""

@@ -7,6 +7,7 @@ import (the CLI uses them).
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import tempfile
@@ -19,34 +20,75 @@ if TYPE_CHECKING:
 TMP_SUFFIX = ".tmp"
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, exclusive: bool = False) -> Path:
     """Write ``data`` to ``path`` so that readers (and a kill -9 at any moment) see the old file or the
-    new one, never a part: a hidden temp file beside it, fsync, then rename over it.
+    new one, never a part: a hidden temp file beside it, fsync, then rename over it. The file gets the
+    usual permissions (0666 minus the umask).
+
+    Args:
+        exclusive: fail with :class:`FileExistsError` if ``path`` exists (claims a file, e.g. a run's
+            ``config.yaml``, even when two processes race for it).
 
     Raises:
         OSError: the folder is missing or unwritable, or the disk is full (the temp file is removed;
-            the CLI reports it as one line naming the path, exit 3).
+            the error names ``path``; the CLI reports it as one line, exit 3).
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # what open() would give, not mkstemp's private 0600
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+        if exclusive:
+            _rename_new(tmp, path)
+        else:
+            os.replace(tmp, path)
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError) and not isinstance(exc, FileExistsError):
+            raise _naming(exc, path) from exc
         raise
     return path
 
 
-def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
+def _rename_new(tmp: str, path: Path) -> None:
+    """Rename ``tmp`` to ``path`` only if nothing has that name (a plain rename would replace it)."""
+    try:
+        os.link(tmp, path)  # atomic and exclusive
+    except FileExistsError:
+        raise
+    except OSError:  # no hard links on this file system: checked, then renamed (a tiny race)
+        if os.path.lexists(path):
+            raise FileExistsError(errno.EEXIST, "File exists", str(path)) from None
+        os.replace(tmp, path)
+    else:
+        os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` naming ``path`` (the file the user asked for) rather than a temp file or nothing."""
+    if exc.filename is not None and Path(exc.filename) == path:
+        return exc
+    return OSError(exc.errno, exc.strerror or str(exc), str(path))
+
+
+def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8", exclusive: bool = False) -> Path:
     """:func:`atomic_write_bytes` for text."""
-    return atomic_write_bytes(path, text.encode(encoding))
+    return atomic_write_bytes(path, text.encode(encoding), exclusive=exclusive)
 
 
 def remove_orphan_tmp(folder: str | os.PathLike) -> list[Path]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -42,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--votes", type=int, default=1, help="average logits over N augmented copies (default 1)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="auto")
+    p.add_argument("--amp", default=None, choices=["auto", "off", "bf16", "fp16"],
+                   help="inference precision (default: the run's runtime.amp; auto is bf16 on CUDA, float32 elsewhere)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON instead of tables")
     p.add_argument("--json-out", metavar="PATH", help="also write the full result as JSON to PATH")
     p.set_defaults(func=run_eval)
@@ -61,6 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="FILE", help="segmentation, one input file: write 'x y z part' lines of the "
                    "sampled, normalized points")
     p.add_argument("--votes", type=int, default=1, help="average over N rotations about the run's up axis")
+    p.add_argument("--amp", default=None, choices=["auto", "off", "bf16", "fp16"],
+                   help="inference precision (default: the run's runtime.amp; auto is bf16 on CUDA, float32 elsewhere)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0, help="seed of the surface sampling")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -83,6 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from ..engine.config import load_config
     from ..engine.trainer import config_for_resume, train
+    from ..utils import exclusive_dir
 
     if args.resume:
         run_dir = Path(args.resume)
@@ -90,16 +96,19 @@ def run_train(args: argparse.Namespace) -> int:
             raise PointNetKitError("--resume continues in its own run directory; drop --out")
         if args.config:
             raise PointNetKitError("--resume uses the run's saved config; pass changes as key=value overrides")
-        if not (run_dir / "checkpoint_last.pt").is_file():
-            raise PointNetKitError(f"nothing to resume: {run_dir / 'checkpoint_last.pt'} does not exist")
+        if not run_dir.is_dir():
+            raise PointNetKitError(f"nothing to resume: {run_dir} is not a run directory")
         config = config_for_resume(run_dir, args.overrides)
         out = run_dir
     else:
         config = load_config(args.config, args.overrides)
         name = Path(args.config).stem if args.config else "default"
-        out = Path(args.out) if args.out else Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if (out / "checkpoint_last.pt").exists():
-            raise PointNetKitError(f"{out} already holds a run; use --resume {out} or another --out")
+        if args.out:
+            out = Path(args.out)  # the trainer refuses a folder holding a run or a user's files
+        else:
+            out = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+            if int(os.environ.get("RANK", "0")) == 0:  # only the main process writes
+                out = exclusive_dir(out, unique=True)  # two runs started in the same second get two folders
     main_process = int(os.environ.get("RANK", "0")) == 0
     if config.runtime.tensorboard and main_process:
         tensorboard_missing()
@@ -119,8 +128,13 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     from ..engine.evaluate import evaluate_checkpoint
+    from ..utils import atomic_write_text
 
-    result = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.votes, args.batch_size, args.device)
+    if args.json_out:
+        _check_writable(Path(args.json_out))  # before minutes of evaluation, not after
+    result = evaluate_checkpoint(
+        args.checkpoint, args.data, args.split, args.votes, args.batch_size, args.device, amp=args.amp
+    )
     if args.json_out:
         atomic_write_text(args.json_out, json.dumps(result, indent=2) + "\n")
     if args.json:
@@ -153,6 +167,16 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_writable(path: Path) -> None:
+    """Raise an OSError naming ``path`` when its folder is missing or not writable."""
+    folder = path.parent
+    if not folder.is_dir():
+        code = errno.ENOTDIR if any(p.is_file() for p in (folder, *folder.parents)) else errno.ENOENT
+        raise OSError(code, os.strerror(code), str(path))
+    if not os.access(folder, os.W_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from ..engine.evaluate import predict_files
     from ..engine.export import is_exported, predict_exported
@@ -167,7 +191,9 @@ def run_predict(args: argparse.Namespace) -> int:
             raise PointNetKitError("--category and --out need a checkpoint; an exported file classifies shapes")
         results = predict_exported(args.checkpoint, args.files, args.topk, args.seed, args.votes)
     else:
-        results = predict_files(args.checkpoint, args.files, args.topk, args.device, args.seed, args.category, args.votes)
+        results = predict_files(
+            args.checkpoint, args.files, args.topk, args.device, args.seed, args.category, args.votes, amp=args.amp
+        )
     per_point = "parts" in results[0]
     if args.out:
         if not per_point:
@@ -193,9 +219,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def _write_parts(path: Path, points, parts) -> None:
     """``x y z part`` text, one point per line."""
+    from ..utils import atomic_write_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"{x:.6f} {y:.6f} {z:.6f} {int(p)}" for (x, y, z), p in zip(points.tolist(), parts.tolist())]
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def run_export(args: argparse.Namespace) -> int:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -12,17 +12,18 @@ import torch
 from torch import nn
 
 from ..data.record import NORMALS, XYZ, DataSpec
-from ..errors import CheckpointError
+from ..errors import CheckpointError, NonFiniteError
 from ..models import create_model
 from ..models.contract import PointModel
 from ..tasks import Task, get_task
+from ..utils import atomic_write_bytes
 from .config import Config, DataConfig, config_from_dict
 
 FORMAT_VERSION = 1
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> Path:
-    """Write a checkpoint atomically (temp file in the same folder, then rename).
+    """Write a checkpoint atomically (temp file in the same folder, fsync, then rename).
 
     The file holds ``model_name``, ``model_kwargs`` and ``model_state`` so :func:`load_model` needs
     nothing else, plus whatever ``extra`` holds (``class_names``, ``config``, ``epoch``,
@@ -42,17 +43,41 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> 
         "model_state": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         **extra,
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    # Readable as any file the user writes (0666 - umask), replaced atomically, errors name the path.
+    atomic_write_bytes(path, buffer.getbuffer())
     return path
+
+
+def non_finite_tensors(state: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors in ``state`` holding NaN or infinity."""
+    return [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+
+
+def assert_finite_model(model: nn.Module, what: str = "model") -> None:
+    """Refuse a model whose weights or buffers hold NaN or infinity (a diverged run): such a model
+    answers ``nan`` for everything, which must never pass as a prediction or an exported model.
+
+    Raises:
+        NonFiniteError: naming ``what`` (e.g. the checkpoint path) and the first bad tensors.
+    """
+    model = getattr(model, "module", model)
+    bad = non_finite_tensors(model.state_dict())
+    if bad:
+        more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise NonFiniteError(
+            f"{what} has non-finite weights (NaN or inf in {', '.join(bad[:3])}{more}): its training diverged; "
+            "use an earlier checkpoint or retrain with a lower optim.lr"
+        )
+
+
+def assert_finite(tensor: torch.Tensor, what: str) -> torch.Tensor:
+    """Return ``tensor`` if every value is finite, else raise :class:`NonFiniteError` naming ``what``."""
+    if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+        count = int((~torch.isfinite(tensor)).sum())
+        raise NonFiniteError(f"{what}: {count} of {tensor.numel()} values are NaN or infinite; refusing to report them")
+    return tensor
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -154,9 +179,11 @@ def load_run(
     Returns ``(model, task, spec, ckpt)``: the model in eval mode on ``map_location``, the task that
     turns its logits into predictions and metrics, the run's :class:`DataSpec` (points, channels, up
     axis, class and part names) and the raw checkpoint dict. Checkpoints from before tasks and specs
-    existed get a spec rebuilt from their stored config.
+    existed get a spec rebuilt from their stored config. A checkpoint with NaN or infinite weights is
+    refused (:class:`NonFiniteError`): nothing it answers would mean anything.
     """
     model, ckpt = load_model(path, map_location)
+    assert_finite_model(model, f"checkpoint {path}" if not isinstance(path, dict) else f"the checkpoint of epoch {ckpt.get('epoch')}")
     if ckpt.get("data_spec"):
         spec = DataSpec.from_dict(ckpt["data_spec"])
     else:

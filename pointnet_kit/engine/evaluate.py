@@ -15,7 +15,7 @@ from ..data.transforms import axis_rotation
 from ..errors import CheckpointError, PointNetKitError
 from ..tasks import Meter, Task
 from ..utils import resolve_device
-from .checkpoint import checkpoint_config, load_checkpoint, load_run
+from .checkpoint import assert_finite, checkpoint_config, load_run
 from .config import Config, augmentation_specs
 from .datasets import load_split
 from .inference import category_input, predict_logits
@@ -105,6 +105,7 @@ def evaluate_batch(
         logits = sum(
             predict_logits(model, chunk["points"], batch_size, amp, transform=t, category=category) for t in transforms
         )
+        assert_finite(logits, f"the model's outputs on shapes {start}-{start + len(chunk['points']) - 1}")
         meter.update(logits / len(transforms) if len(transforms) > 1 else logits, chunk)
     return meter
 
@@ -117,22 +118,25 @@ def evaluate_checkpoint(
     batch_size: int = 256,
     device: str = "auto",
     seed: int = 0,
+    amp: str | None = None,
 ) -> dict[str, Any]:
     """The task's metrics of a checkpoint on ``split`` (classification: OA, mean class accuracy, per
     class, confusion; part segmentation: instance/category mIoU, point accuracy, per category and part).
 
     With ``votes > 1`` the logits are averaged over that many augmented copies of each shape.
+    ``amp``: inference precision, ``None`` for the run's ``runtime.amp`` (what its validation used).
     """
     if votes < 1:
         raise CheckpointError(f"--votes must be >= 1, got {votes}")
     dev = resolve_device(device)
-    model, task, spec, ckpt = load_run(load_checkpoint(checkpoint, map_location="cpu"), map_location=dev)
+    model, task, spec, ckpt = load_run(checkpoint, map_location=dev)
     config = checkpoint_config(ckpt)
     dataset = dataset_for_checkpoint(ckpt, data, split)
     if dataset.spec is not None and spec.part_names and dataset.spec.part_names not in (None, spec.part_names):
         raise CheckpointError(f"checkpoint was trained on parts {spec.part_names[:3]}..., the data has others")
     meter = evaluate_batch(
-        model, task, dataset.as_tensors(dev), batch_size, config.runtime.amp, vote_transforms(config, votes, seed, spec.up_axis)
+        model, task, dataset.as_tensors(dev), batch_size, amp or config.runtime.amp,
+        vote_transforms(config, votes, seed, spec.up_axis),
     )
     stats = meter.compute()
     return {
@@ -157,10 +161,12 @@ def predict_files(
     seed: int = 0,
     category: str | None = None,
     votes: int = 1,
+    amp: str | None = None,
 ) -> list[dict[str, Any]]:
     """Predict on mesh / point cloud files; each is sampled and normalized as in training.
 
     With ``votes > 1`` the logits are averaged over that many test-time augmentations (as ``eval --votes``).
+    ``amp``: inference precision, ``None`` for the run's ``runtime.amp``.
 
     Classification: ``{"file", "predictions": [{"class", "prob"}, ...]}`` (top ``topk``).
     Part segmentation: ``{"file", "category", "points" (N, 3) array, "parts" (N,) array,
@@ -183,9 +189,11 @@ def predict_files(
         raise PointNetKitError(f"--votes must be >= 1, got {votes}")
     config = checkpoint_config(ckpt)
     logits = sum(
-        predict_logits(model, clouds, amp=config.runtime.amp, transform=t, category=category_input(model, batch))
+        predict_logits(model, clouds, amp=amp or config.runtime.amp, transform=t, category=category_input(model, batch))
         for t in vote_transforms(config, votes, seed, spec.up_axis)
     ) / votes
+    for row, f in enumerate(files):
+        assert_finite(logits[row], f"{checkpoint}: the model's output for {f}")
     if logits.dim() == 2:  # one label per shape
         probs = logits.softmax(dim=1)
         top = probs.topk(min(topk, probs.shape[1]), dim=1)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -136,47 +137,54 @@ def export_model(
     num_points = int(metadata["num_points"])
     program, dynamic = _export_program(wrapper, _example_inputs(model, 2, num_points, generator))
     metadata = {**metadata, "dynamic": dynamic}
-    if format == "pt2":
-        torch.export.save(program, str(out), extra_files={PT2_EXTRA: json.dumps(metadata)})
-    else:
-        try:
-            import onnxscript  # noqa: F401  (the dynamo exporter's dependency)
-        except ImportError as exc:
-            raise PointNetKitError("ONNX export needs onnx, onnxscript and onnxruntime: pip install 'pointnet-kit[export]'") from exc
-        onnx_program = torch.onnx.export(
-            program,
-            dynamo=True,
-            input_names=list(metadata["inputs"]),
-            output_names=["logits"],
-            verbose=False,
-        )
-        for key, value in metadata.items():
-            onnx_program.model.metadata_props[f"{META_KEY}.{key}"] = json.dumps(value)
-        onnx_program.save(str(out))
-    predict, _ = load_exported(out)
-    shapes = [(2, num_points), (1, num_points)]
-    if "num_points" in dynamic:
-        shapes += [(3, n) for n in check_points or (max(1, num_points // 2) + 1,)]
-    if "batch" not in dynamic:
-        shapes = [(2, n) for _, n in shapes]
-    checked, worst, worst_rel = [], 0.0, 0.0
-    for batch, n in shapes:
-        inputs = _example_inputs(model, batch, n, generator)
-        with torch.no_grad():
-            expected = wrapper(*inputs).numpy()
-        got = predict(*(x.numpy() for x in inputs))
-        if not (np.isfinite(expected).all() and np.isfinite(got).all()):
-            raise CheckpointError(f"refusing the export: non-finite logits on a random batch {batch}x{n}")
-        diff = float(np.abs(got - expected).max())
-        # Relative to the logits' scale: another runtime sums in another order, so float32 rounding differs.
-        rel = diff / max(float(np.abs(expected).max()), np.finfo(np.float32).tiny)
-        worst, worst_rel = max(worst, diff), max(worst_rel, rel)
-        checked.append([batch, n])
-    if worst_rel > rtol:
-        out.unlink(missing_ok=True)
-        raise CheckpointError(
-            f"exported {format} model differs from PyTorch by {worst:.2e} ({worst_rel:.2e} of the logits' scale, > {rtol:.0e}); not written"
-        )
+    # Written beside the target and renamed over it only once checked: a failed or killed export never
+    # leaves a half-written or unchecked model under the user's name.
+    partial = out.with_name(f".{out.stem}.partial{out.suffix}")
+    try:
+        if format == "pt2":
+            torch.export.save(program, str(partial), extra_files={PT2_EXTRA: json.dumps(metadata)})
+        else:
+            try:
+                import onnxscript  # noqa: F401  (the dynamo exporter's dependency)
+            except ImportError as exc:
+                raise PointNetKitError("ONNX export needs onnx, onnxscript and onnxruntime: pip install 'pointnet-kit[export]'") from exc
+            onnx_program = torch.onnx.export(
+                program,
+                dynamo=True,
+                input_names=list(metadata["inputs"]),
+                output_names=["logits"],
+                verbose=False,
+            )
+            for key, value in metadata.items():
+                onnx_program.model.metadata_props[f"{META_KEY}.{key}"] = json.dumps(value)
+            onnx_program.save(str(partial))
+        predict, _ = load_exported(partial)
+        shapes = [(2, num_points), (1, num_points)]
+        if "num_points" in dynamic:
+            shapes += [(3, n) for n in check_points or (max(1, num_points // 2) + 1,)]
+        if "batch" not in dynamic:
+            shapes = [(2, n) for _, n in shapes]
+        checked, worst, worst_rel = [], 0.0, 0.0
+        for batch, n in shapes:
+            inputs = _example_inputs(model, batch, n, generator)
+            with torch.no_grad():
+                expected = wrapper(*inputs).numpy()
+            got = predict(*(x.numpy() for x in inputs))
+            if not (np.isfinite(expected).all() and np.isfinite(got).all()):
+                raise CheckpointError(f"refusing the export: non-finite logits on a random batch {batch}x{n}")
+            diff = float(np.abs(got - expected).max())
+            # Relative to the logits' scale: another runtime sums in another order, so float32 rounding differs.
+            rel = diff / max(float(np.abs(expected).max()), np.finfo(np.float32).tiny)
+            worst, worst_rel = max(worst, diff), max(worst_rel, rel)
+            checked.append([batch, n])
+        if worst_rel > rtol:
+            raise CheckpointError(
+                f"exported {format} model differs from PyTorch by {worst:.2e} ({worst_rel:.2e} of the logits' scale, > {rtol:.0e}); not written"
+            )
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, out)
     return {"path": str(out), "format": format, "dynamic": dynamic, "max_abs_diff": worst, "max_rel_diff": worst_rel, "checked": checked}
 
 
@@ -189,8 +197,13 @@ def export_checkpoint(
     format = format or Path(out).suffix.lstrip(".")
     if format not in FORMATS:
         raise PointNetKitError(f"cannot tell the export format from {out!r}: use --format {' or '.join(FORMATS)} or a .pt2/.onnx name")
+    from .inference import inference_model
+
     model, _task, _spec, ckpt = load_run(checkpoint)
-    return export_model(model.cpu(), out, format, export_metadata(ckpt, model), seed=seed, rtol=rtol)
+    # The inference path eval and predict run: BatchNorm folded into the layer before it (exact to rounding).
+    fast = inference_model(model.cpu())
+    fast.model_name, fast.model_kwargs = model.model_name, model.model_kwargs
+    return export_model(fast, out, format, export_metadata(ckpt, model), seed=seed, rtol=rtol)
 
 
 def load_exported(path: str | Path) -> tuple[Callable[..., np.ndarray], dict[str, Any]]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -18,11 +20,11 @@ from .. import __version__
 from ..data import PointCloudDataset
 from ..data.record import DataSpec
 from ..data.transforms import build_batch_transforms
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, NonFiniteError, PointNetKitError
 from ..models import create_model
 from ..tasks import Task, get_task
-from ..utils import resolve_device, seed_everything
-from .checkpoint import checkpoint_config, data_spec_for, load_checkpoint, save_checkpoint
+from ..utils import TMP_SUFFIX, atomic_write_bytes, atomic_write_text, remove_orphan_tmp, resolve_device, seed_everything
+from .checkpoint import checkpoint_config, data_spec_for, load_checkpoint, non_finite_tensors, save_checkpoint
 from .config import Config, augmentation_specs, config_from_dict
 from .datasets import load_split
 from .distributed import DistInfo, ShardedBatchSampler, all_reduce_sum, cleanup, init_distributed
@@ -95,6 +97,52 @@ def _rng_state(device: torch.device) -> dict[str, Any]:
     return state
 
 
+RUN_MARK = "# pointnet-kit run config"
+"""First line of a run's ``config.yaml``: what tells a run folder of ours from a user's folder."""
+LAST, BEST = "checkpoint_last.pt", "checkpoint_best.pt"
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """Whether ``path`` is a pointnet-kit run folder (its ``config.yaml`` was written by a training)."""
+    config = Path(path) / "config.yaml"
+    try:
+        with open(config, "rb") as f:
+            return f.read(len(RUN_MARK)).decode("utf-8", "replace") == RUN_MARK
+    except OSError:
+        return False
+
+
+def _is_orphan_tmp(path: Path) -> bool:
+    """A temp file left by a killed atomic write (ours, safe to delete)."""
+    return path.name.startswith(".") and path.name.endswith(TMP_SUFFIX) and path.is_file()
+
+
+def check_out_dir(out: Path, continuing: bool) -> None:
+    """Refuse an output folder that would mix runs or overwrite a user's files; create it if missing.
+
+    A new run goes into a missing or empty folder only (a folder holding a run needs ``--resume``);
+    ``continuing`` a run needs that run's folder. Fails fast, before any data is loaded.
+    """
+    if continuing:
+        if not (out / LAST).is_file() and not is_run_dir(out):
+            raise PointNetKitError(f"nothing to resume in {out}: no {LAST} and no config.yaml of a pointnet-kit run")
+    elif out.exists() and not out.is_dir():
+        raise PointNetKitError(f"--out {out} is a file; give a folder for the run")
+    elif out.is_dir():
+        if (out / LAST).exists() or is_run_dir(out):
+            raise PointNetKitError(f"{out} already holds a run; continue it with --resume {out}, or choose a new --out")
+        others = sorted(p.name for p in out.iterdir() if not _is_orphan_tmp(p))
+        if others:
+            raise PointNetKitError(
+                f"--out {out} is a folder that is not a pointnet-kit run and not empty (it holds {others[0]!r}"
+                f"{f' and {len(others) - 1} more' if len(others) > 1 else ''}); choose a new or empty folder"
+            )
+    else:
+        out.mkdir(parents=True, exist_ok=True)  # a concurrent run may make it too: config.yaml decides
+    if not os.access(out, os.W_OK):
+        raise PermissionError(errno.EACCES, "Permission denied", str(out))
+
+
 class Trainer:
     """Trains the configured model on the configured data for the data's task, writing to ``out_dir``.
 
@@ -102,14 +150,25 @@ class Trainer:
     model is used only through the :class:`~pointnet_kit.models.contract.PointModel` contract.
 
     Files: ``config.yaml`` (resolved), ``metrics.jsonl`` (one line per epoch), ``checkpoint_last.pt``,
-    ``checkpoint_best.pt`` (best on the validation split), ``summary.json``.
+    ``checkpoint_best.pt`` (best on the validation split), ``summary.json``; each written atomically.
+    Per epoch: metrics, then last (which also holds the history and which epoch best holds), then
+    best, so a kill -9 at any moment leaves a state that resuming repairs to exactly what an
+    uninterrupted run writes (see :meth:`resume_from`).
+
+    Args:
+        resume: a run folder (or its ``checkpoint_last.pt``) to continue; when it is ``out_dir`` the
+            run continues in place, else ``out_dir`` must be a new or empty folder.
     """
 
-    def __init__(self, config: Config, out_dir: str | Path, log: Logger = print) -> None:
+    def __init__(self, config: Config, out_dir: str | Path, log: Logger = print, resume: str | Path | None = None) -> None:
         self.config = config
         self.out_dir = Path(out_dir)
+        resume_dir = None if resume is None else Path(resume).parent if Path(resume).name == LAST else Path(resume)
+        self.continuing = resume_dir is not None and resume_dir.resolve() == self.out_dir.resolve()
         self.device = resolve_device(config.runtime.device)
         self.dist: DistInfo = init_distributed(self.device.type)
+        if self.dist.is_main:
+            check_out_dir(self.out_dir, self.continuing)
         if self.dist.enabled and self.device.type == "cuda":
             self.device = torch.device("cuda", self.dist.local_rank)
         self.log = log if self.dist.is_main else (lambda _msg: None)
@@ -183,6 +242,8 @@ class Trainer:
         self.start_epoch = 0
         self.best: dict[str, Any] = {"epoch": None, "value": -math.inf}
         self.history: list[dict[str, Any]] = []
+        if resume is not None:
+            self.resume_from(resume)
 
     # --- checkpoints ---------------------------------------------------------------------------
 
@@ -194,7 +255,8 @@ class Trainer:
             "config": self.config.to_dict(),
             "epoch": epoch,
             "metrics": metrics,
-            "best": dict(self.best),
+            "best": dict(self.best),  # the epoch checkpoint_best.pt holds
+            "history": [dict(m) for m in self.history],  # metrics.jsonl is rebuilt from it on resume
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -203,15 +265,28 @@ class Trainer:
         }
 
     def resume_from(self, path: str | Path) -> None:
-        """Restore model, optimizer, scheduler, RNG and history from ``checkpoint_last.pt``."""
+        """Restore model, optimizer, scheduler, RNG, best record and history from ``checkpoint_last.pt``.
+
+        A run folder with a config but no checkpoint yet (killed in its first epoch) starts over.
+        When the run continues in place, the files a kill may have left behind are put right: temp
+        files removed, ``checkpoint_best.pt`` rewritten when the kill came between writing last and
+        best (best then holds last's epoch, whose weights last has), and metrics.jsonl rebuilt.
+        """
         path = Path(path)
-        ckpt = load_checkpoint(path / "checkpoint_last.pt" if path.is_dir() else path, map_location=self.device)
+        file = path / LAST if path.is_dir() else path
+        if not file.is_file() and path.is_dir() and is_run_dir(path):
+            self.log(f"{path} has no checkpoint yet (stopped in its first epoch): starting it over")
+            return
+        ckpt = load_checkpoint(file, map_location=self.device)
         if ckpt["model_name"] != self.config.model.name:
             raise CheckpointError(f"cannot resume: checkpoint holds {ckpt['model_name']!r}, config says {self.config.model.name!r}")
         if list(ckpt.get("class_names", [])) != self.class_names:
             raise CheckpointError("cannot resume: the checkpoint's classes differ from the data's")
         if "optimizer" not in ckpt:
-            raise CheckpointError(f"{path} has no optimizer state; resume needs a checkpoint_last.pt")
+            raise CheckpointError(f"{path} has no optimizer state; resume needs a {LAST}")
+        bad = non_finite_tensors(ckpt["model_state"])
+        if bad:
+            raise NonFiniteError(f"cannot resume from {file}: its weights hold NaN or inf ({bad[0]}); start a new run")
         self.model.load_state_dict(ckpt["model_state"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -221,10 +296,16 @@ class Trainer:
             torch.cuda.set_rng_state(ckpt["rng"]["cuda"].cpu(), self.device)
         self.start_epoch = int(ckpt["epoch"])
         self.best = dict(ckpt.get("best", self.best))
-        metrics_path = self.out_dir / "metrics.jsonl"
-        if metrics_path.is_file():
-            lines = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
-            self.history = [m for m in lines if m["epoch"] <= self.start_epoch]
+        if "history" in ckpt:
+            self.history = [dict(m) for m in ckpt["history"]]
+        else:  # checkpoints from before the history was kept in them
+            metrics_path = file.parent / "metrics.jsonl"
+            if metrics_path.is_file():
+                lines = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+                self.history = [m for m in lines if m["epoch"] <= self.start_epoch]
+        if self.continuing and self.dist.is_main and self.best.get("epoch") == self.start_epoch:
+            # Killed between writing last and best? Best is last's epoch, so last's bytes are best's.
+            atomic_write_bytes(self.out_dir / BEST, file.read_bytes())
         self.log(f"resumed from {path} at epoch {self.start_epoch}")
 
     # --- one epoch -----------------------------------------------------------------------------
@@ -248,12 +329,24 @@ class Trainer:
         sums = torch.zeros(4, device=device, dtype=torch.float64)  # loss * shapes, shapes, correct, total
         start = time.perf_counter()
         progress = _progress(len(batches), f"epoch {epoch + 1}/{cfg.train.epochs}", cfg.runtime.progress and self.dist.is_main)
-        for indices in batches:
+        # Non-finite losses stop the run. Checked before the step on CPU (free there); on GPUs every
+        # few steps, to keep the device busy (the weights are checked again before any checkpoint).
+        check_every, pending = (1 if device.type == "cpu" else 16), []
+        for step, indices in enumerate(batches):
             indices = indices.to(device, non_blocking=True)
             batch = self.augment({key: value[indices] for key, value in self.train_data.items()}, generator=aug_generator)
             with autocast_context(device, cfg.runtime.amp):
                 out = self.step_model(batch["points"], category_input(self.model, batch))  # points (b, N, C)
                 loss = self.task.loss(out, batch)
+            pending.append(loss.detach())
+            if len(pending) == check_every or step == len(batches) - 1:
+                values = torch.stack(pending).float()
+                finite = torch.isfinite(values)
+                if not bool(finite.all()):
+                    first = int((~finite).nonzero()[0])
+                    progress.close()
+                    raise self._diverged(epoch, f"step {step - len(pending) + first + 2}/{len(batches)}: loss {float(values[first])}")
+                pending.clear()
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             if cfg.train.grad_clip:
@@ -266,6 +359,9 @@ class Trainer:
             sums += torch.stack([loss.detach().double() * n, torch.tensor(float(n), device=device, dtype=torch.float64), correct.double(), total.double()])
             progress.update(1)
         progress.close()
+        bad = non_finite_tensors(self.model.state_dict())
+        if bad:
+            raise self._diverged(epoch, f"after its last step: weights {', '.join(bad[:2])} hold NaN or inf")
         all_reduce_sum(sums, self.dist)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -277,6 +373,14 @@ class Trainer:
             "train_seconds": seconds,
             "shapes_per_s": count / seconds if seconds > 0 else float("nan"),
         }
+
+    def _diverged(self, epoch: int, where: str) -> NonFiniteError:
+        """The one-line error of a run whose loss or weights stopped being numbers (nothing of it is saved)."""
+        kept = f"{LAST} keeps epoch {self.history[-1]['epoch']}" if self.history else "no checkpoint was written"
+        return NonFiniteError(
+            f"training diverged in epoch {epoch + 1}, {where}; stopped without saving it ({kept} in {self.out_dir}); "
+            f"lower optim.lr (now {self.config.optim.lr:g}) or set train.grad_clip, and start a new run"
+        )
 
     @torch.no_grad()
     def validate(self) -> dict[str, Any]:
@@ -290,12 +394,44 @@ class Trainer:
 
     # --- the run ---------------------------------------------------------------------------------
 
+    def _write_text(self, name: str, text: str, exclusive: bool = False) -> None:
+        atomic_write_text(self.out_dir / name, text, exclusive=exclusive)
+
+    def _write_metrics(self) -> None:
+        self._write_text("metrics.jsonl", "".join(json.dumps(m) + "\n" for m in self.history))
+
+    def _open_run_dir(self) -> None:
+        """Write config.yaml: claimed exclusively by a new run (two runs never share a folder), rewritten
+        by a continued one, whose leftovers of a kill (temp files, metrics ahead of last, a summary
+        of fewer epochs) are put right."""
+        text = f"{RUN_MARK} (resolved); continue it with: pointnet-kit train --resume <this folder>\n" + self.config.to_yaml()
+        if not self.continuing:
+            try:
+                self._write_text("config.yaml", text, exclusive=True)
+            except FileExistsError:
+                raise PointNetKitError(f"{self.out_dir} was taken by another run started at the same time; choose another --out") from None
+            remove_orphan_tmp(self.out_dir)  # of a run killed before it wrote its config
+            return
+        remove_orphan_tmp(self.out_dir)
+        self._write_text("config.yaml", text)
+        self._write_metrics()
+        if self.start_epoch < self.config.train.epochs:
+            (self.out_dir / "summary.json").unlink(missing_ok=True)  # rewritten when the run completes
+
     def fit(self) -> dict[str, Any]:
-        cfg = self.config
         if self.dist.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            (self.out_dir / "config.yaml").write_text(cfg.to_yaml())
-        writer = _tensorboard(self.out_dir) if cfg.runtime.tensorboard and self.dist.is_main else None
+            self._open_run_dir()
+        writer = _tensorboard(self.out_dir) if self.config.runtime.tensorboard and self.dist.is_main else None
+        try:
+            summary = self._fit(writer)
+        finally:
+            if writer is not None:
+                writer.close()
+            cleanup(self.dist)
+        return summary
+
+    def _fit(self, writer) -> dict[str, Any]:  # noqa: ANN001 - a SummaryWriter or None
+        cfg = self.config
         parts = f", {self.task.num_outputs} parts" if self.spec.part_names else ""
         self.log(
             f"training {cfg.model.name} ({self.task.name}) on {cfg.data.root}: {len(self.train_set)} train / "
@@ -307,7 +443,10 @@ class Trainer:
         for epoch in range(self.start_epoch, cfg.train.epochs):
             lr = self.optimizer.param_groups[0]["lr"]
             train_stats = self.train_epoch(epoch)
-            val = self.validate()
+            try:
+                val = self.validate()
+            except NonFiniteError as exc:
+                raise self._diverged(epoch, f"on the validation split ({exc})") from exc
             self.scheduler.step()
             record = {"epoch": epoch + 1, "lr": lr, **train_stats, **{k: v for k, v in val.items() if k != "_stats"}}
             self.history.append(record)
@@ -316,12 +455,13 @@ class Trainer:
             if improved:
                 self.best = {"epoch": epoch + 1, "value": value, "metric": self.select_metric}
             if self.dist.is_main:
-                with open(self.out_dir / "metrics.jsonl", "w") as f:
-                    f.writelines(json.dumps(m) + "\n" for m in self.history)
+                # This order is what resume_from relies on: metrics may run ahead of last (cut back on
+                # resume), and best may lag last only when best is last's epoch (copied on resume).
+                self._write_metrics()
                 extra = self._checkpoint_extra(epoch + 1, record)
-                save_checkpoint(self.out_dir / "checkpoint_last.pt", self.model, **extra)
+                save_checkpoint(self.out_dir / LAST, self.model, **extra)
                 if improved:
-                    save_checkpoint(self.out_dir / "checkpoint_best.pt", self.model, **extra)
+                    save_checkpoint(self.out_dir / BEST, self.model, **extra)
                 if writer is not None:
                     for key, v in record.items():
                         if key != "epoch":
@@ -335,10 +475,7 @@ class Trainer:
         wall = time.perf_counter() - wall
         summary = self._summary(wall)
         if self.dist.is_main:
-            (self.out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-            if writer is not None:
-                writer.close()
-        cleanup(self.dist)
+            self._write_text("summary.json", json.dumps(summary, indent=2) + "\n")
         return summary
 
     def _summary(self, wall: float) -> dict[str, Any]:
@@ -409,14 +546,21 @@ def train(
     resume: str | Path | None = None,
     log: Logger = print,
 ) -> dict[str, Any]:
-    """Train as ``config`` says into ``out_dir`` (resuming from ``resume`` if given); return the summary."""
-    trainer = Trainer(config, out_dir, log=log)
-    if resume is not None:
-        trainer.resume_from(resume)
-    return trainer.fit()
+    """Train as ``config`` says into ``out_dir`` (resuming from ``resume`` if given); return the summary.
+
+    ``out_dir`` must be missing or empty for a new run; ``resume=out_dir`` continues the run there.
+    """
+    return Trainer(config, out_dir, log=log, resume=resume).fit()
 
 
 def config_for_resume(run_dir: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """The config a run was started with (from its ``checkpoint_last.pt``), plus overrides (e.g. more epochs)."""
-    ckpt = load_checkpoint(Path(run_dir) / "checkpoint_last.pt")
-    return config_from_dict(checkpoint_config(ckpt).to_dict(), overrides)
+    """The config a run was started with (from its ``checkpoint_last.pt``, or its ``config.yaml`` when it
+    was stopped before its first checkpoint), plus overrides (e.g. more epochs)."""
+    run_dir = Path(run_dir)
+    if (run_dir / LAST).is_file():
+        return config_from_dict(checkpoint_config(load_checkpoint(run_dir / LAST)).to_dict(), overrides)
+    if is_run_dir(run_dir):
+        import yaml
+
+        return config_from_dict(yaml.safe_load((run_dir / "config.yaml").read_text()), overrides)
+    raise PointNetKitError(f"nothing to resume in {run_dir}: no {LAST} and no config.yaml of a pointnet-kit run")

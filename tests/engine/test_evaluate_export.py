@@ -74,3 +74,49 @@ def test_cli_eval_json_and_errors(checkpoint, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: checkpoint not found: {tmp_path / 'missing.pt'}"]
     assert main(["predict", str(checkpoint), str(tmp_path / "nope.off")]) == 2
+
+
+def _damaged(checkpoint, tmp_path, key: str, scale: float):
+    """A copy of ``checkpoint`` with the weight ``key`` multiplied by ``scale``."""
+    import torch
+
+    from pointnet_kit.engine.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint)
+    ckpt["model_state"][key] = ckpt["model_state"][key] * scale
+    path = tmp_path / f"damaged-{scale}.pt"
+    torch.save(ckpt, path)
+    return path
+
+
+def test_eval_and_predict_refuse_nan_weights(checkpoint, tmp_path):
+    from pointnet_kit.errors import NonFiniteError
+
+    path = _damaged(checkpoint, tmp_path, "head.0.weight", float("nan"))
+    np.save(tmp_path / "cloud.npy", np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32))
+    with pytest.raises(NonFiniteError, match=f"checkpoint {path} has non-finite weights .*head.0.weight"):
+        evaluate_checkpoint(path, device="cpu")
+    with pytest.raises(NonFiniteError, match="non-finite weights"):
+        predict_files(path, [tmp_path / "cloud.npy"], device="cpu")
+
+
+def test_non_finite_outputs_of_finite_weights_are_refused(checkpoint, tmp_path):
+    from pointnet_kit.errors import NonFiniteError
+
+    from pointnet_kit.engine.checkpoint import load_checkpoint
+
+    last = [k for k in load_checkpoint(checkpoint)["model_state"] if k.startswith("head.") and k.endswith(".weight")][-1]
+    path = _damaged(checkpoint, tmp_path, last, 1e38)  # finite weights whose logits overflow float32
+    np.save(tmp_path / "cloud.npy", np.random.default_rng(0).normal(size=(100, 3)).astype(np.float32))
+    with pytest.raises(NonFiniteError, match="model's output for .*cloud.npy"):
+        predict_files(path, [tmp_path / "cloud.npy"], device="cpu")
+    with pytest.raises(NonFiniteError, match="outputs on shapes 0-"):
+        evaluate_checkpoint(path, device="cpu")
+
+
+def test_eval_json_to_an_unwritable_path_names_it(checkpoint, tmp_path, capsys):
+    from .test_trainer import cli_failure
+
+    (tmp_path / "file").write_text("x")
+    target = tmp_path / "file" / "r.json"
+    assert str(target) in cli_failure(["eval", str(checkpoint), "--device", "cpu", "--json-out", str(target)], capsys)

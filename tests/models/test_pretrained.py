@@ -54,3 +54,16 @@ def test_predicts_airplane_for_every_shared_airplane_mesh(shared_data, capsys):
     assert main(["predict", "modelnet40", *map(str, meshes), "--topk", "1", "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 6 and all(": airplane " in line for line in lines), lines
+
+
+@pytest.mark.slow
+def test_exported_onnx_gives_the_checkpoints_answer(shared_data, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    meshes = [str(p) for p in sorted((shared_data / "meshes").glob("*/*.off"))]
+    assert main(["export", "modelnet40", "--out", str(tmp_path / "m.onnx")]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "m.onnx"), *meshes, "--topk", "1"]) == 0
+    exported = capsys.readouterr().out.splitlines()
+    assert main(["predict", "modelnet40", *meshes, "--topk", "1", "--amp", "off", "--device", "cpu"]) == 0
+    checkpoint = capsys.readouterr().out.splitlines()
+    assert [line.split()[1] for line in exported] == [line.split()[1] for line in checkpoint]
