@@ -16,6 +16,7 @@ import hashlib
 import json
 import zlib
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -41,6 +42,8 @@ __all__ = [
     "read_split_lists",
     "text_layout_cache",
     "describe_parts",
+    "PartFile",
+    "read_part_file",
 ]
 
 # category -> its parts, in the official order and numbering
@@ -239,3 +242,44 @@ def describe_parts(
         "shapes_listed": f"{len(shapes)} of {total}",
         "duplicates": duplicate_report(items, "identical files") if items is not None else None,
     }
+
+
+@dataclass
+class PartFile:
+    """One ShapeNetPart shape file as stored: ``points (n, 3)``, ``normals (n, 3)`` or ``None``,
+    ``part_labels (n,)`` global ids 0-49 or ``None``, and its ``category`` when its tree tells it."""
+
+    points: np.ndarray
+    normals: np.ndarray | None
+    part_labels: np.ndarray | None
+    category: str | None
+
+
+def _tree_categories(path: Path) -> dict[str, str]:
+    """``{synset: category}`` of the ShapeNetPart tree ``path`` sits in (searched upwards), else ``{}``."""
+    for folder in path.resolve().parents:
+        if (folder / "synsetoffset2category.txt").is_file():
+            return read_categories(folder)
+    return {}
+
+
+def read_part_file(path: str | Path) -> PartFile:
+    """One shape of a ShapeNetPart layout, read by its format's own reader: a ``v0`` ``.pts`` (with
+    ``../points_label/<id>.seg`` when present) or a ``v0_normal`` ``.txt`` (``x y z nx ny nz part``).
+
+    The category comes from the folder names and the tree's ``synsetoffset2category.txt``; a ``.pts``
+    outside a tree has no part labels (its ids are numbered within an unknown category).
+    """
+    from .formats import shapenetpart_normal, shapenetpart_v0  # they import this module
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in (".pts", ".txt"):
+        raise DataError(f"{path}: not a ShapeNetPart shape file (.pts or .txt)")
+    synset = path.parent.parent.name if suffix == ".pts" else path.parent.name
+    category = _tree_categories(path).get(synset)
+    reader = shapenetpart_v0 if suffix == ".pts" else shapenetpart_normal
+    points, normals, parts = reader.read_shape_file(path, category)
+    return PartFile(np.asarray(points, dtype=np.float64), normals, parts, category)

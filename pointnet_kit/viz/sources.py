@@ -241,48 +241,24 @@ class PartSample:
     category: str | None
 
 
-def _synset_categories(path: Path) -> dict[str, str]:
-    """``synsetoffset2category.txt`` of the tree ``path`` sits in (searched upwards): synset -> category."""
-    for folder in path.resolve().parents:
-        listing = folder / "synsetoffset2category.txt"
-        if listing.is_file():
-            pairs = (line.split() for line in listing.read_text().splitlines() if line.strip())
-            return {synset: name for name, synset, *_ in pairs}
-    return {}
-
-
 def read_part_file(path: str | os.PathLike, spec: DataSpec | None = None) -> PartSample:
-    """A ShapeNetPart shape: ``.pts`` (with ``../points_label/<name>.seg`` when present, per-category
-    part ids 1..k mapped to the spec's global ids) or a ``v0_normal`` ``.txt`` (``x y z nx ny nz part``,
-    global ids); any other file the data layer reads gives points without labels.
+    """A ShapeNetPart shape (``.pts`` with its ``.seg``, or a ``v0_normal`` ``.txt``) through the data
+    layer's reader, its part ids renumbered into ``spec``'s parts by name (``"Chair/seat"``; a part the
+    run does not know becomes -1); any other file the data layer reads gives points without labels.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"file not found: {path}")
-    categories = _synset_categories(path)
-    synset = path.parent.name if path.suffix.lower() == ".txt" else path.parent.parent.name
-    category = categories.get(synset)
-    labels = None
-    if path.suffix.lower() == ".pts":
-        points = np.loadtxt(path, dtype=np.float64, ndmin=2)[:, :3]
-        seg = path.parent.parent / "points_label" / f"{path.stem}.seg"
-        if seg.is_file() and spec is not None and category is not None and spec.category_parts:
-            local = np.loadtxt(seg, dtype=np.int64, ndmin=1)
-            if len(local) != len(points):
-                raise DataError(f"{seg}: {len(local)} labels for {len(points)} points in {path.name}")
-            parts = np.asarray(spec.category_parts.get(category) or [], dtype=np.int64)
-            if len(parts) and local.min() >= 1 and local.max() <= len(parts):
-                labels = parts[local - 1]
-    elif path.suffix.lower() == ".txt":
-        table = np.loadtxt(path, dtype=np.float64, ndmin=2)
-        if table.shape[1] < 7:
-            raise DataError(f"{path}: expected columns x y z nx ny nz part, got {table.shape[1]} columns")
-        points, labels = table[:, :3], table[:, 6].astype(np.int64)
-    else:
-        return PartSample(load_display_points(path), None, None)
     from ..data import normalize_unit_sphere
+    from ..data import shapenetpart as S
 
-    return PartSample(normalize_unit_sphere(points).astype(np.float32), labels, category)
+    path = Path(path)
+    if path.suffix.lower() not in (".pts", ".txt"):
+        return PartSample(load_display_points(path), None, None)
+    shape = S.read_part_file(path)
+    labels = shape.part_labels
+    if labels is not None and spec is not None and spec.part_names and list(spec.part_names) != S.PART_NAMES:
+        index = {name: i for i, name in enumerate(spec.part_names)}
+        labels = np.array([index.get(name, -1) for name in S.PART_NAMES], dtype=np.int64)[labels]
+    points = normalize_unit_sphere(shape.points, name=str(path)).astype(np.float32)
+    return PartSample(points, labels, shape.category)
 
 
 @torch.no_grad()

@@ -22,18 +22,29 @@ def _points_file(root: Path, synset: str, shape_id: str) -> Path:
     return root / synset / "points" / f"{shape_id}.pts"
 
 
-def _read_shape(root: Path, synset: str, category: str, shape_id: str):
-    points, _ = read_point_cloud(_points_file(root, synset, shape_id))
-    seg = root / synset / "points_label" / f"{shape_id}.seg"
-    if not seg.is_file():
-        raise DataError(f"{seg}: no such file (every .pts has a .seg with its part labels)")
+def read_shape_file(points_file: Path, category: str | None):
+    """One ``.pts`` file and its ``../points_label/<id>.seg``: ``(points (n, 3), None, global part ids (n,))``.
+
+    The part ids are ``None`` when there is no ``.seg`` or no ``category`` to number them in.
+    """
+    points, _ = read_point_cloud(points_file)
+    seg = points_file.parent.parent / "points_label" / f"{points_file.stem}.seg"
+    if category is None or not seg.is_file():
+        return points, None, None
     try:
         local = np.loadtxt(seg, dtype=np.int64, ndmin=1)
     except ValueError as exc:
         raise DataError(f"{seg}: not one integer part id per line ({exc})") from exc
     if len(local) != len(points):
-        raise DataError(f"{seg}: {len(local)} labels for {len(points)} points in {_points_file(root, synset, shape_id).name}")
+        raise DataError(f"{seg}: {len(local)} labels for {len(points)} points in {points_file.name}")
     return points, None, global_part_ids(category, local, str(seg))
+
+
+def _read_shape(root: Path, synset: str, category: str, shape_id: str):
+    seg = root / synset / "points_label" / f"{shape_id}.seg"
+    if not seg.is_file():
+        raise DataError(f"{seg}: no such file (every .pts has a .seg with its part labels)")
+    return read_shape_file(_points_file(root, synset, shape_id), category)
 
 
 @register_format
