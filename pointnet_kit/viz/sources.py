@@ -29,7 +29,6 @@ __all__ = [
     "load_mesh",
     "open_dataset",
     "load_run",
-    "spec_of",
     "dataset_for_checkpoint",
     "predict_logits",
     "predict_split",
@@ -68,38 +67,13 @@ def model_points(display: np.ndarray, num_points: int, seed: int = 0) -> np.ndar
     return np.sort(np.random.default_rng(seed).permutation(len(display))[:num_points])
 
 
-def spec_of(ckpt: dict[str, Any]) -> DataSpec:
-    """The checkpoint's :class:`DataSpec`: its ``data_spec``, or for older checkpoints the one its
-    resolved config and class names describe."""
-    if ckpt.get("data_spec"):
-        return DataSpec.from_dict(ckpt["data_spec"])
-    from ..engine.datasets import data_config_from_checkpoint
-
-    data = data_config_from_checkpoint(ckpt)
-    channels = ["x", "y", "z"] + (["nx", "ny", "nz"] if data.use_normals else [])
-    task = "part_segmentation" if str(ckpt.get("model_name", "")).endswith("_seg") else "classification"
-    return DataSpec(
-        task=task,
-        num_points=data.num_points,
-        channels=channels,
-        up_axis=data.up_axis,
-        class_names=list(ckpt.get("class_names") or []),
-        source=str(data.root),
-    )
-
-
 def load_run(checkpoint: str | os.PathLike) -> tuple[nn.Module, DataSpec, dict[str, Any]]:
-    """A checkpoint's model (eval mode, CPU), its data spec and the checkpoint dict.
+    """A checkpoint's model (eval mode, CPU), its data spec and the checkpoint dict, through the
+    engine's one reader (``engine.checkpoint.load_run``)."""
+    from ..engine.checkpoint import load_run as engine_load_run
 
-    Goes through the engine's one reader (``engine.checkpoint.load_run``) where it exists.
-    """
-    from ..engine import checkpoint as C
-
-    if hasattr(C, "load_run"):
-        model, _task, spec, ckpt = C.load_run(checkpoint)
-        return model.eval(), spec, ckpt
-    model, ckpt = C.load_model(checkpoint)
-    return model.eval(), spec_of(ckpt), ckpt
+    model, _task, spec, ckpt = engine_load_run(checkpoint)
+    return model.eval(), spec, ckpt
 
 
 def load_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | None:
@@ -125,36 +99,19 @@ def predict_logits(
     device: str | torch.device = "cpu",
     category: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Logits ``(M, K)`` or ``(M, N, K)`` (on the CPU) of ``points: (M, N, C)``, in batches, without gradients.
+    """Logits ``(M, K)`` or ``(M, N, K)`` (on the CPU) of ``points: (M, N, C)``, in batches, without
+    gradients, through the engine's ``predict_logits`` (the one inference path).
 
     ``category (M,)`` is passed to models that take the shape category (``num_categories > 0``).
-    Goes through the engine's ``predict_logits`` (the one inference path).
     """
-    model = model.to(device)
-    points = points.to(device)
+    from ..engine.inference import predict_logits as engine_predict
+
+    model, points = model.to(device), points.to(device)
     if not getattr(model, "num_categories", 0):
         category = None
-    try:
-        from ..engine.inference import predict_logits as engine_predict
-    except ImportError:  # until the engine's inference module lands: the contract's forward, batched
-        return _contract_logits(model, points, batch_size, category)
-    if category is None:
-        return engine_predict(model, points, batch_size=batch_size).cpu()
-    return engine_predict(model, points, batch_size=batch_size, category=category.to(device)).cpu()
-
-
-@torch.no_grad()
-def _contract_logits(
-    model: nn.Module, points: torch.Tensor, batch_size: int, category: torch.Tensor | None
-) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    out = []
-    for start in range(0, len(points), batch_size):
-        cat = None if category is None else category[start : start + batch_size].to(points.device)
-        out.append(model(points[start : start + batch_size], cat)["logits"].float().cpu())
-    model.train(was_training)
-    return torch.cat(out)
+    if category is not None:
+        category = category.to(device)
+    return engine_predict(model, points, batch_size=batch_size, category=category).cpu()
 
 
 @dataclass
