@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..data.record import RELEASE_POINTS
 from ..errors import PointNetKitError
 
 DEFAULT_OUT = Path("viz")
@@ -27,7 +28,7 @@ def _add_common(parser: argparse.ArgumentParser, size: int) -> None:
 
 
 NUM_POINTS_HELP = (
-    "points drawn (default: all the data's, or 2048 from a mesh); the model always sees as many as it was trained on"
+    f"points drawn (default: all the data's, or {RELEASE_POINTS} from a mesh); the model always sees as many as it was trained on"
 )
 
 

@@ -34,6 +34,7 @@ from ..errors import DataError
 from .cache import atomic_dir, default_cache_dir
 from .hdf5 import write_hdf5_split
 from .io import read_mesh
+from .record import RELEASE_POINTS, STORED_POINTS
 from .sampling import normalize_unit_sphere, sample_surface
 
 __all__ = ["MeshEntry", "discover_off", "prepare_off", "prepared_cache", "parallel_map", "read_report", "REPORT_NAME"]
@@ -133,7 +134,7 @@ def _seed_for(seed: int, rel: str) -> int:
 def prepare_off(
     src: str | Path,
     out: str | Path,
-    num_points: int = 2048,
+    num_points: int = RELEASE_POINTS,
     normals: bool = False,
     workers: int | None = None,
     seed: int = 0,
@@ -265,7 +266,7 @@ def _fingerprint(entries: list[MeshEntry]) -> str:
 def prepared_cache(
     src: str | Path,
     split: str = "train",
-    num_points: int = 1024,
+    num_points: int = STORED_POINTS,
     cache_dir: str | Path | None = None,
     workers: int | None = None,
     seed: int = 0,

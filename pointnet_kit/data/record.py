@@ -20,6 +20,10 @@ DEFAULT_NUM_POINTS = 128
 STORED_POINTS = 1024
 """Points per shape that generated and prepared caches hold (a run serves a prefix of them), and
 that surface sampling draws when nothing else says how many."""
+RELEASE_POINTS = 2048
+"""Points per shape of the public HDF5 releases (``modelnet40_ply_hdf5_2048``, ShapeNetPart's): what
+``data prepare`` writes, what ShapeNetPart's text layouts are sampled to, and the most ``viz`` draws
+from a file unless ``--num-points`` says otherwise."""
 
 
 @dataclass

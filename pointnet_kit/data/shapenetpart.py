@@ -35,7 +35,6 @@ __all__ = [
     "CATEGORY_PART_NAMES",
     "PART_NAMES",
     "CATEGORY_PARTS",
-    "STORED_POINTS",
     "part_spec",
     "global_part_ids",
     "read_categories",
@@ -77,7 +76,6 @@ _OFFSETS = np.cumsum([0] + [len(p) for p in CATEGORY_PART_NAMES.values()])[:-1]
 CATEGORY_PARTS: dict[str, list[int]] = {
     c: list(range(int(o), int(o) + len(p))) for (c, p), o in zip(CATEGORY_PART_NAMES.items(), _OFFSETS)
 }
-STORED_POINTS = 2048  # the points per shape of the HDF5 release and of most published results
 SPLIT_FILE = "train_test_split/shuffled_{}_file_list.json"
 
 

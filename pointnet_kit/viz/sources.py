@@ -17,7 +17,7 @@ from ..data import PointCloudDataset, read_mesh, read_point_cloud
 from ..data import load_points as _load_points
 from ..data import open_dataset as _open_dataset
 from ..data.io import MESH_SUFFIXES
-from ..data.record import DataSpec
+from ..data.record import RELEASE_POINTS, DataSpec
 from ..engine.evaluate import dataset_for_checkpoint
 from ..errors import DataError, PointNetKitError
 
@@ -38,10 +38,10 @@ __all__ = [
     "predict_dense",
 ]
 
-DISPLAY_POINTS = 2048  # points drawn from a mesh (or at most from a cloud file) unless --num-points says otherwise
+DISPLAY_POINTS = RELEASE_POINTS  # points drawn from a mesh (or at most from a cloud file) unless --num-points says otherwise
 
 
-def load_points(path: str | os.PathLike, num_points: int = 1024, seed: int = 0) -> np.ndarray:
+def load_points(path: str | os.PathLike, num_points: int, seed: int = 0) -> np.ndarray:
     """``(num_points, 3)`` float32 points of any mesh or cloud file the data layer reads, normalised."""
     return _load_points(path, num_points=num_points, seed=seed, normalize=True)
 

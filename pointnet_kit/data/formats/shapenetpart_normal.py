@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
+from ..record import RELEASE_POINTS
 from ..registry import DatasetFormat, register_format
-from ..shapenetpart import CATEGORY_PARTS, PART_NAMES, STORED_POINTS, describe_parts, part_spec, text_layout_cache
+from ..shapenetpart import CATEGORY_PARTS, PART_NAMES, describe_parts, part_spec, text_layout_cache
 from .hdf5 import dataset_from_hdf5
 
 
@@ -54,7 +55,7 @@ class ShapeNetPartNormalFormat(DatasetFormat):
         return (root / "synsetoffset2category.txt").is_file() and any(root.glob("[0-9]*/*.txt"))
 
     def read(self, root, split, num_points, use_normals, cache_dir=None):
-        stored = max(num_points or STORED_POINTS, STORED_POINTS)
+        stored = max(num_points or RELEASE_POINTS, RELEASE_POINTS)
         folder = text_layout_cache(root, "v0_normal", _read_shape, _shape_file, stored, cache_dir)
         dataset = dataset_from_hdf5(folder, split, num_points, use_normals)
         dataset.spec = part_spec()

@@ -13,8 +13,9 @@ import numpy as np
 
 from ...errors import DataError
 from ..io import read_point_cloud
+from ..record import RELEASE_POINTS
 from ..registry import DatasetFormat, register_format
-from ..shapenetpart import STORED_POINTS, describe_parts, global_part_ids, part_spec, text_layout_cache
+from ..shapenetpart import describe_parts, global_part_ids, part_spec, text_layout_cache
 from .hdf5 import dataset_from_hdf5
 
 
@@ -58,7 +59,7 @@ class ShapeNetPartV0Format(DatasetFormat):
         return (root / "synsetoffset2category.txt").is_file() and any(root.glob("*/points/*.pts"))
 
     def read(self, root, split, num_points, use_normals, cache_dir=None):
-        stored = max(num_points or STORED_POINTS, STORED_POINTS)
+        stored = max(num_points or RELEASE_POINTS, RELEASE_POINTS)
         folder = text_layout_cache(root, "v0", _read_shape, _points_file, stored, cache_dir)
         dataset = dataset_from_hdf5(folder, split, num_points, use_normals)
         dataset.spec = part_spec()
