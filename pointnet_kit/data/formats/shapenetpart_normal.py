@@ -11,10 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
-from ..record import RELEASE_POINTS
-from ..registry import DatasetFormat, register_format
-from ..shapenetpart import CATEGORY_PARTS, PART_NAMES, describe_parts, part_spec, text_layout_cache
-from .hdf5 import dataset_from_hdf5
+from ..registry import register_format
+from ..shapenetpart import CATEGORY_PARTS, PART_NAMES, TextLayoutFormat
 
 
 def _shape_file(root: Path, synset: str, shape_id: str) -> Path:
@@ -45,21 +43,11 @@ def _read_shape(root: Path, synset: str, category: str, shape_id: str):
 
 
 @register_format
-class ShapeNetPartNormalFormat(DatasetFormat):
+class ShapeNetPartNormalFormat(TextLayoutFormat):
     name = "shapenetpart_v0_normal"
-    task = "part_segmentation"
-    up_axis = "y"
     layout = "ShapeNetPart v0_normal (synsetoffset2category.txt + <synset>/*.txt with x y z nx ny nz part)"
+    kind, normals = "v0_normal", True
+    shape_file, read_shape = staticmethod(_shape_file), staticmethod(_read_shape)
 
     def detect(self, root: Path) -> bool:
         return (root / "synsetoffset2category.txt").is_file() and any(root.glob("[0-9]*/*.txt"))
-
-    def read(self, root, split, num_points, use_normals, cache_dir=None):
-        stored = max(num_points or RELEASE_POINTS, RELEASE_POINTS)
-        folder = text_layout_cache(root, "v0_normal", _read_shape, _shape_file, stored, cache_dir)
-        dataset = dataset_from_hdf5(folder, split, num_points, use_normals)
-        dataset.spec = part_spec()
-        return dataset
-
-    def describe(self, root):
-        return describe_parts(root, _read_shape, _shape_file, normals=True)

@@ -13,10 +13,8 @@ import numpy as np
 
 from ...errors import DataError
 from ..io import read_point_cloud
-from ..record import RELEASE_POINTS
-from ..registry import DatasetFormat, register_format
-from ..shapenetpart import describe_parts, global_part_ids, part_spec, text_layout_cache
-from .hdf5 import dataset_from_hdf5
+from ..registry import register_format
+from ..shapenetpart import TextLayoutFormat, global_part_ids
 
 
 def _points_file(root: Path, synset: str, shape_id: str) -> Path:
@@ -49,21 +47,11 @@ def _read_shape(root: Path, synset: str, category: str, shape_id: str):
 
 
 @register_format
-class ShapeNetPartV0Format(DatasetFormat):
+class ShapeNetPartV0Format(TextLayoutFormat):
     name = "shapenetpart_v0"
-    task = "part_segmentation"
-    up_axis = "y"
     layout = "ShapeNetPart v0 (synsetoffset2category.txt + <synset>/points/*.pts + <synset>/points_label/*.seg)"
+    kind, normals = "v0", False
+    shape_file, read_shape = staticmethod(_points_file), staticmethod(_read_shape)
 
     def detect(self, root: Path) -> bool:
         return (root / "synsetoffset2category.txt").is_file() and any(root.glob("*/points/*.pts"))
-
-    def read(self, root, split, num_points, use_normals, cache_dir=None):
-        stored = max(num_points or RELEASE_POINTS, RELEASE_POINTS)
-        folder = text_layout_cache(root, "v0", _read_shape, _points_file, stored, cache_dir)
-        dataset = dataset_from_hdf5(folder, split, num_points, use_normals)
-        dataset.spec = part_spec()
-        return dataset
-
-    def describe(self, root):
-        return describe_parts(root, _read_shape, _points_file, normals=False)
