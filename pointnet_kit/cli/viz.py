@@ -442,7 +442,8 @@ def run_parts(args: argparse.Namespace) -> int:
         points = sample.points[keep]
         truth = None if sample.part_labels is None else sample.part_labels[keep]
         logits = sources.predict_dense(model, points, spec.num_points, spec.class_names.index(category), args.seed)
-        title = f"{Path(file).name} ({category})"
+        turned = f", turned from {sample.turned_from}-up to the run's {spec.up_axis}-up" if sample.turned_from else ""
+        title = f"{Path(file).name} ({category}{turned})"
         predicted = P.predict_parts(logits, parts)
         figures.append(P.parts_panels(points, predicted, parts, spec.part_names, truth, title, spec.num_points))
     name = f"parts_{_slug(Path(args.files[0]).stem)}.png" if len(args.files) == 1 else "parts.png"

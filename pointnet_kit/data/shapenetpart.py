@@ -266,12 +266,14 @@ class TextLayoutFormat(DatasetFormat):
 @dataclass
 class PartFile:
     """One ShapeNetPart shape file as stored: ``points (n, 3)``, ``normals (n, 3)`` or ``None``,
-    ``part_labels (n,)`` global ids 0-49 or ``None``, and its ``category`` when its tree tells it."""
+    ``part_labels (n,)`` global ids 0-49 or ``None``, its ``category`` when its tree tells it, and
+    the layouts' ``up_axis``."""
 
     points: np.ndarray
     normals: np.ndarray | None
     part_labels: np.ndarray | None
     category: str | None
+    up_axis: str = TextLayoutFormat.up_axis
 
 
 def _tree_categories(path: Path) -> dict[str, str]:

@@ -18,12 +18,13 @@ from . import colors as C
 from .figures import CONTEXT_SCALE, Color, Panels, plural
 from .render import Cloud
 
-# Colours of a shape's parts, by the part's place in its category (at most 6 in ShapeNetPart).
+# Colours of a shape's parts, by the part's place in its category (at most 6 in ShapeNetPart);
+# no red: red marks wrong points (colors.WRONG) beside them.
 PART_COLORS: tuple[Color, ...] = (
     (0.12, 0.47, 0.71),
     (1.00, 0.50, 0.05),
     (0.17, 0.63, 0.17),
-    (0.84, 0.15, 0.16),
+    (0.74, 0.74, 0.13),
     (0.58, 0.40, 0.74),
     (0.55, 0.34, 0.29),
     (0.89, 0.47, 0.76),

@@ -191,20 +191,25 @@ def _display_points(
 @dataclass
 class PartSample:
     """One part-labelled shape file: ``points (N, 3)`` normalised, ``part_labels (N,)`` global part ids
-    or ``None``, and its ``category`` name when the file's place in a ShapeNetPart tree tells it."""
+    or ``None``, its ``category`` name when the file's place in a ShapeNetPart tree tells it, and the
+    up axis it was ``turned_from`` to meet the run's (``None``: not turned)."""
 
     points: np.ndarray
     part_labels: np.ndarray | None
     category: str | None
+    turned_from: str | None = None
 
 
 def read_part_file(path: str | os.PathLike, spec: DataSpec | None = None) -> PartSample:
     """A ShapeNetPart shape (``.pts`` with its ``.seg``, or a ``v0_normal`` ``.txt``) through the data
-    layer's reader, its part ids renumbered into ``spec``'s parts by name (``"Chair/seat"``; a part the
-    run does not know becomes -1); any other file the data layer reads gives points without labels.
+    layer's reader, in the run's terms: part ids renumbered into ``spec``'s parts by name
+    (``"Chair/seat"``; a part the run does not know becomes -1), and the shape turned from its layout's
+    up axis (y) to the run's, so the model sees it standing as in training. Any other file the data
+    layer reads gives points without labels.
     """
     from ..data import normalize_unit_sphere
     from ..data import shapenetpart as S
+    from ..data.transforms import change_up_axis
 
     path = Path(path)
     if path.suffix.lower() not in (".pts", ".txt"):
@@ -215,7 +220,9 @@ def read_part_file(path: str | os.PathLike, spec: DataSpec | None = None) -> Par
         index = {name: i for i, name in enumerate(spec.part_names)}
         labels = np.array([index.get(name, -1) for name in S.PART_NAMES], dtype=np.int64)[labels]
     points = normalize_unit_sphere(shape.points, name=str(path)).astype(np.float32)
-    return PartSample(points, labels, shape.category)
+    if spec is None or spec.up_axis == shape.up_axis:
+        return PartSample(points, labels, shape.category)
+    return PartSample(change_up_axis(points, shape.up_axis, spec.up_axis), labels, shape.category, shape.up_axis)
 
 
 @torch.no_grad()
