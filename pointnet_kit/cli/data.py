@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..data.record import RELEASE_POINTS
 from ..errors import DataError
 
 
@@ -41,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("src", type=Path, help="folder of .off meshes")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--num-points", type=int, default=2048, help="points per shape (default 2048)")
+    p.add_argument("--num-points", type=int, default=RELEASE_POINTS, help=f"points per shape (default {RELEASE_POINTS}, as the releases)")
     p.add_argument("--normals", action="store_true", help="also store the surface normal of each point")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")

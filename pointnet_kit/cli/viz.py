@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from ..data.record import RELEASE_POINTS
 from ..errors import PointNetKitError
 
 DEFAULT_OUT = Path("viz")
@@ -27,7 +28,7 @@ def _add_common(parser: argparse.ArgumentParser, size: int) -> None:
 
 
 NUM_POINTS_HELP = (
-    "points drawn (default: all the data's, or 2048 from a mesh); the model always sees as many as it was trained on"
+    f"points drawn (default: all the data's, or {RELEASE_POINTS} from a mesh); the model always sees as many as it was trained on"
 )
 
 
@@ -441,7 +442,8 @@ def run_parts(args: argparse.Namespace) -> int:
         points = sample.points[keep]
         truth = None if sample.part_labels is None else sample.part_labels[keep]
         logits = sources.predict_dense(model, points, spec.num_points, spec.class_names.index(category), args.seed)
-        title = f"{Path(file).name} ({category})"
+        turned = f", turned from {sample.turned_from}-up to the run's {spec.up_axis}-up" if sample.turned_from else ""
+        title = f"{Path(file).name} ({category}{turned})"
         predicted = P.predict_parts(logits, parts)
         figures.append(P.parts_panels(points, predicted, parts, spec.part_names, truth, title, spec.num_points))
     name = f"parts_{_slug(Path(args.files[0]).stem)}.png" if len(args.files) == 1 else "parts.png"

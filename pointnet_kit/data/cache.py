@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
-__all__ = ["default_cache_dir", "atomic_dir"]
+__all__ = ["default_cache_dir", "atomic_dir", "files_fingerprint"]
 
 
 def default_cache_dir() -> Path:
@@ -37,3 +38,13 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def files_fingerprint(files: Iterable[tuple[str, Path]]) -> str:
+    """12 hex digits that change when any of ``files`` (``(key, path)``: the key names the file and
+    what it stands for) changes size or modification time, or the list changes: a cache's name."""
+    h = hashlib.sha1()
+    for key, path in files:
+        stat = path.stat()
+        h.update(f"{key}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:12]

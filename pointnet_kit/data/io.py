@@ -29,6 +29,7 @@ import numpy as np
 import trimesh
 
 from ..errors import DataError
+from .record import STORED_POINTS
 from .sampling import farthest_point_sample, normalize_unit_sphere, resample, sample_surface
 
 __all__ = [
@@ -955,7 +956,7 @@ def read_point_cloud(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
 @_quiet
 def load_points(
     path: str | Path,
-    num_points: int = 1024,
+    num_points: int = STORED_POINTS,
     seed: int = 0,
     normalize: bool = True,
     normals: bool = False,

@@ -10,7 +10,6 @@ Which class and split each mesh belongs to, from its path under the source folde
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -31,9 +30,10 @@ import trimesh
 from tqdm import tqdm
 
 from ..errors import DataError
-from .cache import atomic_dir, default_cache_dir
+from .cache import atomic_dir, default_cache_dir, files_fingerprint
 from .hdf5 import write_hdf5_split
 from .io import read_mesh
+from .record import RELEASE_POINTS, STORED_POINTS
 from .sampling import normalize_unit_sphere, sample_surface
 
 __all__ = ["MeshEntry", "discover_off", "prepare_off", "prepared_cache", "parallel_map", "read_report", "REPORT_NAME"]
@@ -133,7 +133,7 @@ def _seed_for(seed: int, rel: str) -> int:
 def prepare_off(
     src: str | Path,
     out: str | Path,
-    num_points: int = 2048,
+    num_points: int = RELEASE_POINTS,
     normals: bool = False,
     workers: int | None = None,
     seed: int = 0,
@@ -254,18 +254,10 @@ def _write_splits(out: Path, kept: list, class_names: list[str], label_of: dict[
     return splits
 
 
-def _fingerprint(entries: list[MeshEntry]) -> str:
-    h = hashlib.sha1()
-    for e in entries:
-        stat = e.path.stat()
-        h.update(f"{e.rel}\0{e.class_name}\0{e.split}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:12]
-
-
 def prepared_cache(
     src: str | Path,
     split: str = "train",
-    num_points: int = 1024,
+    num_points: int = STORED_POINTS,
     cache_dir: str | Path | None = None,
     workers: int | None = None,
     seed: int = 0,
@@ -284,7 +276,8 @@ def prepared_cache(
     if split not in found:
         raise DataError(f"{src}: no '{split}' split among these OFF meshes (splits found: {', '.join(found)})")
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = root / "prepared" / f"{src.name}-{_fingerprint(entries)}-n{num_points}-s{seed}"
+    key = files_fingerprint((f"{e.rel}\0{e.class_name}\0{e.split}", e.path) for e in entries)
+    target = root / "prepared" / f"{src.name}-{key}-n{num_points}-s{seed}"
     if not (target / REPORT_NAME).is_file():
         with atomic_dir(target) as tmp:
             report = prepare_off(src, tmp, num_points=num_points, normals=True, workers=workers, seed=seed)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 XYZ = ["x", "y", "z"]
 NORMALS = ["nx", "ny", "nz"]
@@ -20,6 +20,27 @@ DEFAULT_NUM_POINTS = 128
 STORED_POINTS = 1024
 """Points per shape that generated and prepared caches hold (a run serves a prefix of them), and
 that surface sampling draws when nothing else says how many."""
+RELEASE_POINTS = 2048
+"""Points per shape of the public HDF5 releases (``modelnet40_ply_hdf5_2048``, ShapeNetPart's): what
+``data prepare`` writes, what ShapeNetPart's text layouts are sampled to, and the most ``viz`` draws
+from a file unless ``--num-points`` says otherwise."""
+
+
+def stored_points(num_points: int | None, at_least: int = STORED_POINTS) -> int:
+    """Points per shape a dataset cache holds: ``at_least``, or more when a run asks for more (a run
+    serves a prefix of the cached points, so one cache serves every smaller ``num_points``)."""
+    return max(num_points or at_least, at_least)
+
+
+def part_numbering(category_part_names: Mapping[str, Sequence[str]]) -> tuple[list[str], dict[str, list[int]]]:
+    """``(part_names, category_parts)`` of ``{category: [part, ...]}``: parts numbered globally,
+    category after category (ShapeNetPart's convention: Airplane 0-3, Bag 4-5, ...), named
+    ``"Category/part"``."""
+    names, ids = [], {}
+    for category, parts in category_part_names.items():
+        ids[category] = list(range(len(names), len(names) + len(parts)))
+        names += [f"{category}/{part}" for part in parts]
+    return names, ids
 
 
 @dataclass
@@ -68,3 +89,12 @@ class DataSpec:
     def from_dict(cls, data: Mapping[str, Any]) -> "DataSpec":
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def segmentation_spec(category_part_names: Mapping[str, Sequence[str]]) -> DataSpec:
+    """The segmentation fields of a part dataset's spec (categories, part names and ids, numbered by
+    :func:`part_numbering`); the registry fills the rest."""
+    part_names, category_parts = part_numbering(category_part_names)
+    return DataSpec(
+        task="part_segmentation", class_names=list(category_part_names), part_names=part_names, category_parts=category_parts
+    )

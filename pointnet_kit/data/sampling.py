@@ -7,6 +7,7 @@ import torch
 import trimesh
 
 from ..errors import DataError
+from ..layers import grouping
 
 __all__ = ["sample_surface", "farthest_point_sample", "normalize_unit_sphere", "resample"]
 
@@ -50,11 +51,12 @@ def sample_surface(
 
 
 def farthest_point_sample(points: np.ndarray | torch.Tensor, k: int, seed: int | None = 0) -> np.ndarray | torch.Tensor:
-    """Indices of ``k`` points chosen greedily, each the farthest from those already chosen.
+    """Indices of ``k`` points chosen greedily, each the farthest from those already chosen: the
+    data-side face of :func:`~pointnet_kit.layers.grouping.farthest_point_sample` (the one implementation).
 
     Args:
-        points: ``(N, 3)`` or ``(B, N, 3)``, NumPy or torch (runs on the tensor's device, vectorised
-            over the batch).
+        points: ``(N, C)`` or ``(B, N, C)`` (the first 3 channels are used), NumPy or torch (runs on
+            the tensor's device, in float32, vectorised over the batch).
         k: how many to keep (``k <= N``).
         seed: picks the first point; ``None`` starts from point 0.
 
@@ -64,27 +66,10 @@ def farthest_point_sample(points: np.ndarray | torch.Tensor, k: int, seed: int |
     is_numpy = isinstance(points, np.ndarray)
     x = torch.from_numpy(np.asarray(points, dtype=np.float32)) if is_numpy else points
     single = x.dim() == 2
-    if single:
-        x = x.unsqueeze(0)
-    b, n, _ = x.shape
-    if not 0 < k <= n:
-        raise ValueError(f"cannot pick {k} of {n} points")
-    x = x[..., :3].float()
-    if seed is None:
-        current = torch.zeros(b, dtype=torch.long, device=x.device)
-    else:
-        g = torch.Generator().manual_seed(seed)
-        current = torch.randint(n, (b,), generator=g).to(x.device)
-    chosen = torch.empty(b, k, dtype=torch.long, device=x.device)
-    dist = torch.full((b, n), float("inf"), device=x.device)
-    rows = torch.arange(b, device=x.device)
-    for i in range(k):
-        chosen[:, i] = current
-        d = ((x - x[rows, current].unsqueeze(1)) ** 2).sum(-1)
-        dist = torch.minimum(dist, d)
-        current = dist.argmax(dim=1)
-    if single:
-        chosen = chosen[0]
+    x = x.unsqueeze(0) if single else x
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    chosen = grouping.farthest_point_sample(x[..., :3].float(), k, generator=generator)
+    chosen = chosen[0] if single else chosen
     return chosen.numpy() if is_numpy else chosen
 
 

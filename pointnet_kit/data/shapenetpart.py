@@ -16,6 +16,7 @@ import hashlib
 import json
 import zlib
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,7 +26,8 @@ from ..errors import DataError
 from .cache import atomic_dir, default_cache_dir
 from .duplicates import duplicate_report, file_items
 from .hdf5 import SHAPE_NAMES, write_hdf5_split
-from .record import DataSpec
+from .record import RELEASE_POINTS, DataSpec, part_numbering, segmentation_spec, stored_points
+from .registry import DatasetFormat
 from .sampling import normalize_unit_sphere, resample
 
 __all__ = [
@@ -34,13 +36,15 @@ __all__ = [
     "CATEGORY_PART_NAMES",
     "PART_NAMES",
     "CATEGORY_PARTS",
-    "STORED_POINTS",
     "part_spec",
     "global_part_ids",
     "read_categories",
     "read_split_lists",
     "text_layout_cache",
     "describe_parts",
+    "TextLayoutFormat",
+    "PartFile",
+    "read_part_file",
 ]
 
 # category -> its parts, in the official order and numbering
@@ -69,23 +73,13 @@ SYNSETS: dict[str, str] = {
     "Pistol": "03948459", "Rocket": "04099429", "Skateboard": "04225987", "Table": "04379243",
 }  # fmt: skip
 CATEGORIES: list[str] = list(CATEGORY_PART_NAMES)
-PART_NAMES: list[str] = [f"{c}/{p}" for c, parts in CATEGORY_PART_NAMES.items() for p in parts]
-_OFFSETS = np.cumsum([0] + [len(p) for p in CATEGORY_PART_NAMES.values()])[:-1]
-CATEGORY_PARTS: dict[str, list[int]] = {
-    c: list(range(int(o), int(o) + len(p))) for (c, p), o in zip(CATEGORY_PART_NAMES.items(), _OFFSETS)
-}
-STORED_POINTS = 2048  # the points per shape of the HDF5 release and of most published results
+PART_NAMES, CATEGORY_PARTS = part_numbering(CATEGORY_PART_NAMES)
 SPLIT_FILE = "train_test_split/shuffled_{}_file_list.json"
 
 
 def part_spec() -> DataSpec:
     """The segmentation fields of every ShapeNetPart layout's spec (the registry fills the rest)."""
-    return DataSpec(
-        task="part_segmentation",
-        class_names=list(CATEGORIES),
-        part_names=list(PART_NAMES),
-        category_parts={c: list(ids) for c, ids in CATEGORY_PARTS.items()},
-    )
+    return segmentation_spec(CATEGORY_PART_NAMES)
 
 
 def global_part_ids(category: str, local: np.ndarray, name: str) -> np.ndarray:
@@ -239,3 +233,74 @@ def describe_parts(
         "shapes_listed": f"{len(shapes)} of {total}",
         "duplicates": duplicate_report(items, "identical files") if items is not None else None,
     }
+
+
+
+class TextLayoutFormat(DatasetFormat):
+    """What the two text layouts (``v0``, ``v0_normal``) share: an HDF5 cache sampled at
+    :data:`~pointnet_kit.data.record.RELEASE_POINTS` (or more), ShapeNetPart's spec, ``describe_parts``.
+
+    Subclasses set ``name``, ``layout``, ``kind`` (the cache's name), ``normals`` and two functions:
+    ``shape_file(root, synset, shape_id) -> Path`` and ``read_shape`` (a :data:`ShapeReader`).
+    """
+
+    task = "part_segmentation"
+    up_axis = "y"
+    kind: str = ""
+    normals: bool = False
+    shape_file: Callable[[Path, str, str], Path]
+    read_shape: ShapeReader
+
+    def read(self, root, split, num_points, use_normals, cache_dir=None):
+        from .formats.hdf5 import dataset_from_hdf5
+
+        stored = stored_points(num_points, RELEASE_POINTS)
+        folder = text_layout_cache(root, self.kind, type(self).read_shape, type(self).shape_file, stored, cache_dir)
+        dataset = dataset_from_hdf5(folder, split, num_points, use_normals)
+        dataset.spec = part_spec()
+        return dataset
+
+    def describe(self, root):
+        return describe_parts(root, type(self).read_shape, type(self).shape_file, normals=self.normals)
+
+@dataclass
+class PartFile:
+    """One ShapeNetPart shape file as stored: ``points (n, 3)``, ``normals (n, 3)`` or ``None``,
+    ``part_labels (n,)`` global ids 0-49 or ``None``, its ``category`` when its tree tells it, and
+    the layouts' ``up_axis``."""
+
+    points: np.ndarray
+    normals: np.ndarray | None
+    part_labels: np.ndarray | None
+    category: str | None
+    up_axis: str = TextLayoutFormat.up_axis
+
+
+def _tree_categories(path: Path) -> dict[str, str]:
+    """``{synset: category}`` of the ShapeNetPart tree ``path`` sits in (searched upwards), else ``{}``."""
+    for folder in path.resolve().parents:
+        if (folder / "synsetoffset2category.txt").is_file():
+            return read_categories(folder)
+    return {}
+
+
+def read_part_file(path: str | Path) -> PartFile:
+    """One shape of a ShapeNetPart layout, read by its format's own reader: a ``v0`` ``.pts`` (with
+    ``../points_label/<id>.seg`` when present) or a ``v0_normal`` ``.txt`` (``x y z nx ny nz part``).
+
+    The category comes from the folder names and the tree's ``synsetoffset2category.txt``; a ``.pts``
+    outside a tree has no part labels (its ids are numbered within an unknown category).
+    """
+    from .formats import shapenetpart_normal, shapenetpart_v0  # they import this module
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in (".pts", ".txt"):
+        raise DataError(f"{path}: not a ShapeNetPart shape file (.pts or .txt)")
+    synset = path.parent.parent.name if suffix == ".pts" else path.parent.name
+    category = _tree_categories(path).get(synset)
+    reader = shapenetpart_v0 if suffix == ".pts" else shapenetpart_normal
+    points, normals, parts = reader.read_shape_file(path, category)
+    return PartFile(np.asarray(points, dtype=np.float64), normals, parts, category)

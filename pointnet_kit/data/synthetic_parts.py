@@ -30,7 +30,7 @@ from ..errors import DataError
 from .base import PointCloudDataset
 from .cache import atomic_dir, default_cache_dir
 from .hdf5 import hdf5_splits, read_hdf5_split, write_hdf5_split
-from .record import STORED_POINTS, DataSpec
+from .record import STORED_POINTS, DataSpec, part_numbering, segmentation_spec
 from .sampling import normalize_unit_sphere
 from .synthetic import NOISE_SIGMA, STRETCH, Part, _legs, _part, _rot_x
 
@@ -48,8 +48,7 @@ CATEGORY_PART_NAMES: dict[str, list[str]] = {
     "Dumbbell": ["bar", "weight"],
 }
 CATEGORIES = list(CATEGORY_PART_NAMES)
-PART_NAMES = [f"{c}/{p}" for c, parts in CATEGORY_PART_NAMES.items() for p in parts]
-CATEGORY_PARTS = {c: [PART_NAMES.index(f"{c}/{p}") for p in parts] for c, parts in CATEGORY_PART_NAMES.items()}
+PART_NAMES, CATEGORY_PARTS = part_numbering(CATEGORY_PART_NAMES)
 
 Labelled = list[tuple[str, Part]]  # (part name, mesh piece)
 
@@ -156,12 +155,7 @@ def generate_part_shape(category: str, num_points: int, seed: int | np.random.Ge
 
 def parts_spec() -> DataSpec:
     """The segmentation fields of the embedded parts dataset's spec (the registry fills the rest)."""
-    return DataSpec(
-        task="part_segmentation",
-        class_names=list(CATEGORIES),
-        part_names=list(PART_NAMES),
-        category_parts={c: list(v) for c, v in CATEGORY_PARTS.items()},
-    )
+    return segmentation_spec(CATEGORY_PART_NAMES)
 
 
 def default_parts_dir(num_points: int = STORED_POINTS, seed: int = 0, cache_dir: str | Path | None = None, shapes_per_category: int | None = None) -> Path:

@@ -36,6 +36,7 @@ from .record import UP_AXES
 Tensor = torch.Tensor
 
 __all__ = [
+    "change_up_axis",
     "BatchTransform",
     "BatchCompose",
     "RotateUp",
@@ -156,6 +157,27 @@ def axis_rotation(up_axis: str, angle: float | Tensor) -> Tensor:
     }[up_axis]
     return torch.stack(rows, dim=-1).reshape(*theta.shape, 3, 3)
 
+
+
+def change_up_axis(points: np.ndarray, from_axis: str, to_axis: str) -> np.ndarray:
+    """``points (..., N, C)`` (xyz, then normals when ``C == 6``) turned a quarter turn so that what
+    pointed along ``from_axis`` points along ``to_axis`` (a y-up ShapeNet shape for a z-up run).
+
+    A proper rotation (no mirror) about the third axis, by :func:`axis_rotation`.
+    """
+    if from_axis not in UP_AXES or to_axis not in UP_AXES:
+        raise ConfigError(f"up axes must be x, y or z, got {from_axis!r} and {to_axis!r}")
+    points = np.asarray(points)
+    if from_axis == to_axis:
+        return points
+    (about,) = set(UP_AXES) - {from_axis, to_axis}
+    forward = (UP_AXES.index(to_axis) - UP_AXES.index(from_axis)) % 3 == 1  # x->y, y->z, z->x: a +90 degree turn
+    matrix = axis_rotation(about, math.pi / 2 if forward else -math.pi / 2).double().numpy().round()  # exact quarter turn
+    out = points.astype(np.float64, copy=True)
+    out[..., :3] = points[..., :3] @ matrix.T
+    if points.shape[-1] == 6:
+        out[..., 3:] = points[..., 3:] @ matrix.T
+    return out.astype(points.dtype)
 
 class RotateUp(BatchTransform):
     """Random rotation about the data's up axis by an angle uniform in ``[-angle/2, angle/2]``

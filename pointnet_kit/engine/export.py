@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..data.record import DataSpec
 from ..errors import CheckpointError, PointNetKitError
 
 FORMATS = ("pt2", "onnx")
@@ -42,29 +43,17 @@ class LogitsOnly(nn.Module):
         return self.model(points, category)["logits"] if category is not None else self.model(points)["logits"]
 
 
-def export_metadata(ckpt: dict[str, Any], model: nn.Module) -> dict[str, Any]:
-    """What a deployment needs to feed the model and read its output, from the checkpoint's ``data_spec``.
-
-    Older checkpoints without one fall back to their resolved ``config`` and ``class_names``.
-    """
-    spec = ckpt.get("data_spec")
-    if spec:
-        meta = {k: spec.get(k) for k in ("num_points", "channels", "up_axis", "class_names", "normalization")}
-        if spec.get("part_names"):
-            meta["part_names"] = spec["part_names"]
-            meta["category_parts"] = spec.get("category_parts")
-    else:
-        data = (ckpt.get("config") or {}).get("data", {})
-        channels = ["x", "y", "z"] + (["nx", "ny", "nz"] if data.get("use_normals") else [])
-        meta = {
-            "num_points": data.get("num_points"),
-            "channels": channels,
-            "up_axis": data.get("up_axis", "z"),
-            "class_names": list(ckpt.get("class_names") or []),
-            "normalization": "unit_sphere",  # the only normalisation datasets and load_points have applied
-        }
-    if meta.get("num_points") is None or not meta.get("class_names"):
-        raise CheckpointError("checkpoint has no data_spec and no config/class_names: cannot describe its input")
+def export_metadata(spec: DataSpec, model: nn.Module, ckpt: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a deployment needs to feed the model and read its output: the run's :class:`DataSpec`
+    (``engine.checkpoint.load_run`` gives it, also for checkpoints from before specs) and the
+    checkpoint's model name and epoch."""
+    ckpt = ckpt or {}
+    meta = {k: getattr(spec, k) for k in ("num_points", "channels", "up_axis", "class_names", "normalization")}
+    if spec.part_names:
+        meta["part_names"] = list(spec.part_names)
+        meta["category_parts"] = spec.category_parts
+    if not meta["class_names"]:
+        raise CheckpointError("the run's data spec has no class names: cannot describe the model's output")
     if len(meta["channels"]) != model.in_channels:
         raise CheckpointError(f"checkpoint data has {len(meta['channels'])} channels, the model takes {model.in_channels}")
     return {
@@ -199,11 +188,11 @@ def export_checkpoint(
         raise PointNetKitError(f"cannot tell the export format from {out!r}: use --format {' or '.join(FORMATS)} or a .pt2/.onnx name")
     from .inference import inference_model
 
-    model, _task, _spec, ckpt = load_run(checkpoint)
+    model, _task, spec, ckpt = load_run(checkpoint)
     # The inference path eval and predict run: BatchNorm folded into the layer before it (exact to rounding).
     fast = inference_model(model.cpu())
     fast.model_name, fast.model_kwargs = model.model_name, model.model_kwargs
-    return export_model(fast, out, format, export_metadata(ckpt, model), seed=seed, rtol=rtol)
+    return export_model(fast, out, format, export_metadata(spec, model, ckpt), seed=seed, rtol=rtol)
 
 
 def load_exported(path: str | Path) -> tuple[Callable[..., np.ndarray], dict[str, Any]]:
@@ -255,14 +244,6 @@ def is_exported(path: str | Path) -> bool:
     return Path(path).suffix in (".onnx", ".pt2")
 
 
-def _rotation(axis: str, angle: float) -> np.ndarray:
-    c, s = math.cos(angle), math.sin(angle)
-    i, j = {"x": (1, 2), "y": (2, 0), "z": (0, 1)}[axis]
-    matrix = np.eye(3, dtype=np.float32)
-    matrix[i, i], matrix[i, j], matrix[j, i], matrix[j, j] = c, -s, s, c
-    return matrix
-
-
 def predict_exported(
     path: str | Path, files: Sequence[str | Path], topk: int = 3, seed: int = 0, votes: int = 1
 ) -> list[dict[str, Any]]:
@@ -272,6 +253,7 @@ def predict_exported(
     Returns the same records as ``predict`` with a checkpoint: ``{"file", "predictions": [{"class", "prob"}]}``.
     """
     from ..data import load_points
+    from ..data.transforms import axis_rotation
 
     predict, meta = load_exported(path)
     if meta.get("task", "classification") != "classification":
@@ -282,7 +264,7 @@ def predict_exported(
     clouds = np.stack([load_points(f, int(meta["num_points"]), seed=seed, normals=normals) for f in files])
     logits = 0.0
     for k in range(votes):
-        matrix = _rotation(meta["up_axis"], 2 * math.pi * k / votes)
+        matrix = axis_rotation(meta["up_axis"], 2 * math.pi * k / votes).numpy()
         rotated = clouds.copy()
         rotated[..., :3] = clouds[..., :3] @ matrix.T
         if normals:

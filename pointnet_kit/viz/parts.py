@@ -18,12 +18,13 @@ from . import colors as C
 from .figures import CONTEXT_SCALE, Color, Panels, plural
 from .render import Cloud
 
-# Colours of a shape's parts, by the part's place in its category (at most 6 in ShapeNetPart).
+# Colours of a shape's parts, by the part's place in its category (at most 6 in ShapeNetPart);
+# no red: red marks wrong points (colors.WRONG) beside them.
 PART_COLORS: tuple[Color, ...] = (
     (0.12, 0.47, 0.71),
     (1.00, 0.50, 0.05),
     (0.17, 0.63, 0.17),
-    (0.84, 0.15, 0.16),
+    (0.74, 0.74, 0.13),
     (0.58, 0.40, 0.74),
     (0.55, 0.34, 0.29),
     (0.89, 0.47, 0.76),
@@ -49,27 +50,37 @@ def part_colors(labels: np.ndarray, parts: Sequence[int]) -> np.ndarray:
 
 def predict_parts(logits: np.ndarray, parts: Sequence[int] | None = None) -> np.ndarray:
     """Global part ids ``(..., N)`` from ``logits (..., N, K)``, restricted to ``parts`` (the shape's
-    category) when given, as ShapeNetPart results are computed."""
-    logits = np.asarray(logits)
-    if parts is None:
-        return logits.argmax(-1)
-    parts = np.asarray(parts, dtype=np.int64)
-    return parts[logits[..., parts].argmax(-1)]
+    category) when given, by the task's :func:`~pointnet_kit.tasks.segmentation.restricted_argmax`."""
+    import torch
+
+    from ..tasks.segmentation import restricted_argmax
+
+    logits = torch.as_tensor(np.asarray(logits))
+    flat = logits.reshape(-1, *logits.shape[-2:])  # (B, N, K)
+    allowed = None
+    if parts is not None:
+        allowed = torch.zeros(len(flat), logits.shape[-1], dtype=torch.bool)
+        allowed[:, list(parts)] = True
+    return restricted_argmax(flat, allowed).reshape(logits.shape[:-1]).numpy()
 
 
 def part_ious(predicted: np.ndarray, truth: np.ndarray, parts: Sequence[int]) -> np.ndarray:
-    """IoU of each of the category's ``parts`` on one shape, ``(len(parts),)``.
+    """IoU of each of the category's ``parts`` on one shape, ``(len(parts),)``, by the task's
+    :func:`~pointnet_kit.tasks.segmentation.shape_part_ious` (a part absent from both prediction and
+    truth counts as IoU 1, the ShapeNetPart convention); the shape's instance IoU is the mean.
 
-    A part absent from both prediction and truth counts as IoU 1 (the ShapeNetPart convention);
-    the shape's instance IoU is the mean.
+    ``truth`` may hold -1 for points of a part the run does not know (never right).
     """
-    predicted, truth = np.asarray(predicted), np.asarray(truth)
-    ious = []
-    for part in parts:
-        p, t = predicted == part, truth == part
-        union = int((p | t).sum())
-        ious.append(1.0 if union == 0 else int((p & t).sum()) / union)
-    return np.asarray(ious, dtype=np.float64)
+    import torch
+
+    from ..tasks.segmentation import shape_part_ious
+
+    # shifted by one so the -1 of unknown parts is a part id like the others
+    predicted = np.asarray(predicted, dtype=np.int64).reshape(1, -1) + 1
+    truth = np.asarray(truth, dtype=np.int64).reshape(1, -1) + 1
+    num_parts = int(max(predicted.max(initial=0), truth.max(initial=0), max(parts, default=-1) + 1)) + 1
+    ious = shape_part_ious(torch.from_numpy(predicted), torch.from_numpy(truth), num_parts)[0]
+    return ious[torch.as_tensor(list(parts), dtype=torch.long) + 1].numpy()
 
 
 def part_legend(parts: Sequence[int], part_names: Sequence[str] | None) -> list[tuple[Color, str]]:

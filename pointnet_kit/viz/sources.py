@@ -17,7 +17,7 @@ from ..data import PointCloudDataset, read_mesh, read_point_cloud
 from ..data import load_points as _load_points
 from ..data import open_dataset as _open_dataset
 from ..data.io import MESH_SUFFIXES
-from ..data.record import DataSpec
+from ..data.record import RELEASE_POINTS, DataSpec
 from ..engine.evaluate import dataset_for_checkpoint
 from ..errors import DataError, PointNetKitError
 
@@ -29,7 +29,6 @@ __all__ = [
     "load_mesh",
     "open_dataset",
     "load_run",
-    "spec_of",
     "dataset_for_checkpoint",
     "predict_logits",
     "predict_split",
@@ -39,10 +38,10 @@ __all__ = [
     "predict_dense",
 ]
 
-DISPLAY_POINTS = 2048  # points drawn from a mesh (or at most from a cloud file) unless --num-points says otherwise
+DISPLAY_POINTS = RELEASE_POINTS  # points drawn from a mesh (or at most from a cloud file) unless --num-points says otherwise
 
 
-def load_points(path: str | os.PathLike, num_points: int = 1024, seed: int = 0) -> np.ndarray:
+def load_points(path: str | os.PathLike, num_points: int, seed: int = 0) -> np.ndarray:
     """``(num_points, 3)`` float32 points of any mesh or cloud file the data layer reads, normalised."""
     return _load_points(path, num_points=num_points, seed=seed, normalize=True)
 
@@ -68,38 +67,13 @@ def model_points(display: np.ndarray, num_points: int, seed: int = 0) -> np.ndar
     return np.sort(np.random.default_rng(seed).permutation(len(display))[:num_points])
 
 
-def spec_of(ckpt: dict[str, Any]) -> DataSpec:
-    """The checkpoint's :class:`DataSpec`: its ``data_spec``, or for older checkpoints the one its
-    resolved config and class names describe."""
-    if ckpt.get("data_spec"):
-        return DataSpec.from_dict(ckpt["data_spec"])
-    from ..engine.datasets import data_config_from_checkpoint
-
-    data = data_config_from_checkpoint(ckpt)
-    channels = ["x", "y", "z"] + (["nx", "ny", "nz"] if data.use_normals else [])
-    task = "part_segmentation" if str(ckpt.get("model_name", "")).endswith("_seg") else "classification"
-    return DataSpec(
-        task=task,
-        num_points=data.num_points,
-        channels=channels,
-        up_axis=data.up_axis,
-        class_names=list(ckpt.get("class_names") or []),
-        source=str(data.root),
-    )
-
-
 def load_run(checkpoint: str | os.PathLike) -> tuple[nn.Module, DataSpec, dict[str, Any]]:
-    """A checkpoint's model (eval mode, CPU), its data spec and the checkpoint dict.
+    """A checkpoint's model (eval mode, CPU), its data spec and the checkpoint dict, through the
+    engine's one reader (``engine.checkpoint.load_run``)."""
+    from ..engine.checkpoint import load_run as engine_load_run
 
-    Goes through the engine's one reader (``engine.checkpoint.load_run``) where it exists.
-    """
-    from ..engine import checkpoint as C
-
-    if hasattr(C, "load_run"):
-        model, _task, spec, ckpt = C.load_run(checkpoint)
-        return model.eval(), spec, ckpt
-    model, ckpt = C.load_model(checkpoint)
-    return model.eval(), spec_of(ckpt), ckpt
+    model, _task, spec, ckpt = engine_load_run(checkpoint)
+    return model.eval(), spec, ckpt
 
 
 def load_mesh(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray] | None:
@@ -125,36 +99,19 @@ def predict_logits(
     device: str | torch.device = "cpu",
     category: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Logits ``(M, K)`` or ``(M, N, K)`` (on the CPU) of ``points: (M, N, C)``, in batches, without gradients.
+    """Logits ``(M, K)`` or ``(M, N, K)`` (on the CPU) of ``points: (M, N, C)``, in batches, without
+    gradients, through the engine's ``predict_logits`` (the one inference path).
 
     ``category (M,)`` is passed to models that take the shape category (``num_categories > 0``).
-    Goes through the engine's ``predict_logits`` (the one inference path).
     """
-    model = model.to(device)
-    points = points.to(device)
+    from ..engine.inference import predict_logits as engine_predict
+
+    model, points = model.to(device), points.to(device)
     if not getattr(model, "num_categories", 0):
         category = None
-    try:
-        from ..engine.inference import predict_logits as engine_predict
-    except ImportError:  # until the engine's inference module lands: the contract's forward, batched
-        return _contract_logits(model, points, batch_size, category)
-    if category is None:
-        return engine_predict(model, points, batch_size=batch_size).cpu()
-    return engine_predict(model, points, batch_size=batch_size, category=category.to(device)).cpu()
-
-
-@torch.no_grad()
-def _contract_logits(
-    model: nn.Module, points: torch.Tensor, batch_size: int, category: torch.Tensor | None
-) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    out = []
-    for start in range(0, len(points), batch_size):
-        cat = None if category is None else category[start : start + batch_size].to(points.device)
-        out.append(model(points[start : start + batch_size], cat)["logits"].float().cpu())
-    model.train(was_training)
-    return torch.cat(out)
+    if category is not None:
+        category = category.to(device)
+    return engine_predict(model, points, batch_size=batch_size, category=category).cpu()
 
 
 @dataclass
@@ -234,55 +191,38 @@ def _display_points(
 @dataclass
 class PartSample:
     """One part-labelled shape file: ``points (N, 3)`` normalised, ``part_labels (N,)`` global part ids
-    or ``None``, and its ``category`` name when the file's place in a ShapeNetPart tree tells it."""
+    or ``None``, its ``category`` name when the file's place in a ShapeNetPart tree tells it, and the
+    up axis it was ``turned_from`` to meet the run's (``None``: not turned)."""
 
     points: np.ndarray
     part_labels: np.ndarray | None
     category: str | None
-
-
-def _synset_categories(path: Path) -> dict[str, str]:
-    """``synsetoffset2category.txt`` of the tree ``path`` sits in (searched upwards): synset -> category."""
-    for folder in path.resolve().parents:
-        listing = folder / "synsetoffset2category.txt"
-        if listing.is_file():
-            pairs = (line.split() for line in listing.read_text().splitlines() if line.strip())
-            return {synset: name for name, synset, *_ in pairs}
-    return {}
+    turned_from: str | None = None
 
 
 def read_part_file(path: str | os.PathLike, spec: DataSpec | None = None) -> PartSample:
-    """A ShapeNetPart shape: ``.pts`` (with ``../points_label/<name>.seg`` when present, per-category
-    part ids 1..k mapped to the spec's global ids) or a ``v0_normal`` ``.txt`` (``x y z nx ny nz part``,
-    global ids); any other file the data layer reads gives points without labels.
+    """A ShapeNetPart shape (``.pts`` with its ``.seg``, or a ``v0_normal`` ``.txt``) through the data
+    layer's reader, in the run's terms: part ids renumbered into ``spec``'s parts by name
+    (``"Chair/seat"``; a part the run does not know becomes -1), and the shape turned from its layout's
+    up axis (y) to the run's, so the model sees it standing as in training. Any other file the data
+    layer reads gives points without labels.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"file not found: {path}")
-    categories = _synset_categories(path)
-    synset = path.parent.name if path.suffix.lower() == ".txt" else path.parent.parent.name
-    category = categories.get(synset)
-    labels = None
-    if path.suffix.lower() == ".pts":
-        points = np.loadtxt(path, dtype=np.float64, ndmin=2)[:, :3]
-        seg = path.parent.parent / "points_label" / f"{path.stem}.seg"
-        if seg.is_file() and spec is not None and category is not None and spec.category_parts:
-            local = np.loadtxt(seg, dtype=np.int64, ndmin=1)
-            if len(local) != len(points):
-                raise DataError(f"{seg}: {len(local)} labels for {len(points)} points in {path.name}")
-            parts = np.asarray(spec.category_parts.get(category) or [], dtype=np.int64)
-            if len(parts) and local.min() >= 1 and local.max() <= len(parts):
-                labels = parts[local - 1]
-    elif path.suffix.lower() == ".txt":
-        table = np.loadtxt(path, dtype=np.float64, ndmin=2)
-        if table.shape[1] < 7:
-            raise DataError(f"{path}: expected columns x y z nx ny nz part, got {table.shape[1]} columns")
-        points, labels = table[:, :3], table[:, 6].astype(np.int64)
-    else:
-        return PartSample(load_display_points(path), None, None)
     from ..data import normalize_unit_sphere
+    from ..data import shapenetpart as S
+    from ..data.transforms import change_up_axis
 
-    return PartSample(normalize_unit_sphere(points).astype(np.float32), labels, category)
+    path = Path(path)
+    if path.suffix.lower() not in (".pts", ".txt"):
+        return PartSample(load_display_points(path), None, None)
+    shape = S.read_part_file(path)
+    labels = shape.part_labels
+    if labels is not None and spec is not None and spec.part_names and list(spec.part_names) != S.PART_NAMES:
+        index = {name: i for i, name in enumerate(spec.part_names)}
+        labels = np.array([index.get(name, -1) for name in S.PART_NAMES], dtype=np.int64)[labels]
+    points = normalize_unit_sphere(shape.points, name=str(path)).astype(np.float32)
+    if spec is None or spec.up_axis == shape.up_axis:
+        return PartSample(points, labels, shape.category)
+    return PartSample(change_up_axis(points, shape.up_axis, spec.up_axis), labels, shape.category, shape.up_axis)
 
 
 @torch.no_grad()

@@ -90,3 +90,24 @@ def test_off_only_tree_stays_modelnet_off(tmp_path):
     (tmp_path / "t" / "box" / "train").mkdir(parents=True)
     _box(tmp_path / "t" / "box" / "train" / "box_0001.off")
     assert detect_format(tmp_path / "t")[0] == "off"
+
+
+def test_the_cli_trains_evaluates_and_predicts_on_class_folders(folders, tmp_path, capsys, monkeypatch):
+    """The issue's promise, through the CLI: data.root=FOLDER of .ply/.obj/.npy/... trains, no prepare step."""
+    from pointnet_kit.cli.main import main
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    run = tmp_path / "run"
+    fast = ["train.epochs=1", "data.num_points=32", "train.batch_size=4", "runtime.progress=false", "runtime.num_threads=1"]
+    assert main(["train", f"data.root={folders}", *fast, "--out", str(run)]) == 0
+    summary = (run / "summary.json").read_text()
+    assert '"classes": 2' in summary and "val_oa" in summary
+    capsys.readouterr()
+    assert main(["eval", str(run), "--split", "test", "--json"]) == 0
+    import json
+
+    result = json.loads(capsys.readouterr().out)
+    assert result["num_shapes"] == 2 and 0 <= result["oa"] <= 1  # cube/test/d.off and rod/test/d.ply
+    assert main(["predict", str(run), str(folders / "cube" / "train" / "a.ply"), "--json"]) == 0
+    (record,) = json.loads(capsys.readouterr().out)
+    assert {p["class"] for p in record["predictions"]} <= {"cube", "rod"}

@@ -115,6 +115,20 @@ def test_farthest_point_sample_batched_and_single():
     assert bidx.shape == (2, 10) and all(len(set(row.tolist())) == 10 for row in bidx)
 
 
+
+def test_farthest_point_sample_is_the_layers_one():
+    from pointnet_kit.layers.grouping import farthest_point_sample as layer_fps
+
+    clouds = np.random.default_rng(2).normal(size=(3, 200, 6))
+    for seed in (None, 0, 9):
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+        expected = layer_fps(torch.from_numpy(clouds).float(), 32, generator=generator).numpy()
+        np.testing.assert_array_equal(farthest_point_sample(clouds, 32, seed=seed), expected)
+        single = layer_fps(torch.from_numpy(clouds[:1]).float(), 32, generator=None if seed is None else torch.Generator().manual_seed(seed))
+        np.testing.assert_array_equal(farthest_point_sample(clouds[0], 32, seed=seed), single[0].numpy())
+    with pytest.raises(ValueError, match="cannot sample 201 of 200"):
+        farthest_point_sample(clouds, 201)
+
 def test_normalize_unit_sphere():
     points = np.random.default_rng(0).normal(5, 3, (100, 3))
     out = normalize_unit_sphere(points)

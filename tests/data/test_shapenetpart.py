@@ -10,7 +10,7 @@ import pytest
 
 from pointnet_kit.data import open_dataset
 from pointnet_kit.data.registry import describe, detect_format
-from pointnet_kit.data.shapenetpart import CATEGORIES, CATEGORY_PARTS, PART_NAMES, SYNSETS
+from pointnet_kit.data.shapenetpart import CATEGORIES, CATEGORY_PARTS, PART_NAMES, SYNSETS, read_part_file
 from pointnet_kit.errors import DataError
 
 PARTS_PER_CATEGORY = {"Airplane": 4, "Bag": 2, "Cap": 2, "Car": 4, "Chair": 4, "Earphone": 3, "Guitar": 3, "Knife": 2,
@@ -65,6 +65,27 @@ def test_v0_maps_category_ids_to_global_ones(v0_tiny):
     test = open_dataset(v0_tiny, "test", num_points=64)
     assert test.labels.tolist() == [CATEGORIES.index("Cap")] and set(test.part_labels[0].tolist()) == set(CATEGORY_PARTS["Cap"])
 
+
+
+def test_one_shape_file_reads_as_its_format_does(v0_tiny, tmp_path):
+    pts = v0_tiny / SYNSETS["Mug"] / "points" / "m1.pts"
+    shape = read_part_file(pts)
+    assert shape.category == "Mug" and shape.points.shape == (300, 3) and shape.normals is None
+    assert shape.part_labels.tolist() == np.resize(CATEGORY_PARTS["Mug"], 300).tolist()  # 1, 2 -> 36, 37
+    (v0_tiny / SYNSETS["Mug"] / "points_label" / "m1.seg").unlink()
+    assert read_part_file(pts).part_labels is None  # no labels, still a shape
+    loose = tmp_path / "loose.txt"
+    loose.write_text("".join(f"{i} 0 0 0 0 1 {47 + i % 3}\n" for i in range(9)))
+    shape = read_part_file(loose)
+    assert shape.category is None and shape.part_labels.tolist() == [47, 48, 49] * 3 and shape.normals.shape == (9, 3)
+    loose.write_text("0 0 0 0 0 1 50\n")
+    with pytest.raises(DataError, match=r"loose.txt: part ids span 50..50, but ShapeNetPart's global ids are 0..49"):
+        read_part_file(loose)
+    with pytest.raises(DataError, match=r"synsetoffset2category.txt: not rows of 7 numbers"):
+        read_part_file(v0_tiny / "synsetoffset2category.txt")
+    (tmp_path / "shape.ply").write_text("ply")
+    with pytest.raises(DataError, match=r"shape.ply: not a ShapeNetPart shape file \(.pts or .txt\)"):
+        read_part_file(tmp_path / "shape.ply")
 
 def test_v0_errors_name_the_file(v0_tiny):
     with pytest.raises(DataError, match=r"no 'val' split.*splits found: test, train"):

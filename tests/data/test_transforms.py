@@ -241,3 +241,22 @@ def test_axis_rotation_is_the_one_rotation():
     torch.testing.assert_close(axis_rotation("z", math.pi / 2) @ torch.tensor([1.0, 0, 0]), torch.tensor([0.0, 1, 0]), atol=1e-6, rtol=0)
     with pytest.raises(ConfigError, match="up_axis"):
         axis_rotation("w", 0.0)
+
+
+def test_change_up_axis_is_a_quarter_turn_taking_up_to_up():
+    from pointnet_kit.data.transforms import change_up_axis
+
+    cloud = np.random.default_rng(0).normal(size=(20, 6)).astype(np.float32)
+    for a, b in [("y", "z"), ("z", "y"), ("x", "z"), ("z", "x"), ("x", "y"), ("y", "x")]:
+        turned = change_up_axis(cloud, a, b)
+        assert turned.dtype == cloud.dtype and turned.shape == cloud.shape
+        np.testing.assert_allclose(turned[:, "xyz".index(b)], cloud[:, "xyz".index(a)], atol=1e-6)  # up stays up
+        np.testing.assert_allclose(np.linalg.norm(turned[:, :3], axis=1), np.linalg.norm(cloud[:, :3], axis=1), rtol=1e-5)
+        np.testing.assert_allclose(change_up_axis(turned, b, a), cloud, atol=1e-6)  # and back
+        # a rotation, not a mirror: the triple product of three points keeps its sign
+        det = lambda p: np.linalg.det(p[:3, :3].astype(np.float64))
+        assert np.sign(det(turned)) == np.sign(det(cloud))
+        np.testing.assert_allclose(turned[:, 3:] @ np.eye(3), change_up_axis(cloud[:, 3:], a, b), atol=1e-6)  # normals too
+    assert change_up_axis(cloud, "z", "z") is not None and np.array_equal(change_up_axis(cloud, "z", "z"), cloud)
+    with pytest.raises(ConfigError):
+        change_up_axis(cloud, "w", "z")

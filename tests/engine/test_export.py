@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from pointnet_kit.data.record import DataSpec
 from pointnet_kit.engine import checkpoint as checkpoint_module
 from pointnet_kit.engine.export import export_metadata, export_model, is_exported, load_exported, predict_exported
 from pointnet_kit.errors import CheckpointError, PointNetKitError
@@ -52,7 +53,7 @@ SPEC = {
 
 
 def metadata(model: nn.Module) -> dict:
-    return export_metadata({"model_name": "tiny", "data_spec": SPEC, "epoch": 3}, model)
+    return export_metadata(DataSpec.from_dict(SPEC), model, {"model_name": "tiny", "epoch": 3})
 
 
 @pytest.fixture(scope="module", params=["pt2", "onnx"])
@@ -94,15 +95,19 @@ def test_non_finite_weights_are_refused(tmp_path):
     assert not (tmp_path / "m.pt2").exists()
 
 
-def test_metadata_from_old_checkpoints_without_data_spec():
-    model = tiny(in_channels=6)
-    ckpt = {"model_name": "pointnet", "class_names": CLASSES,
-            "config": {"data": {"num_points": 64, "use_normals": True, "up_axis": "z"}}}
-    meta = export_metadata(ckpt, model)
+def test_metadata_from_old_checkpoints_without_data_spec(tmp_path):
+    from pointnet_kit import create_model
+
+    model = create_model("pointnet_vanilla", num_classes=len(CLASSES), in_channels=6)
+    config = {"data": {"num_points": 64, "use_normals": True, "up_axis": "z"}}
+    path = checkpoint_module.save_checkpoint(tmp_path / "old.pt", model, class_names=CLASSES, config=config)
+    model, _, spec, ckpt = checkpoint_module.load_run(path)  # the one reader rebuilds the spec
+    assert "data_spec" not in ckpt
+    meta = export_metadata(spec, model, ckpt)
     assert meta["channels"] == ["x", "y", "z", "nx", "ny", "nz"] and meta["num_points"] == 64
-    assert meta["up_axis"] == "z" and meta["class_names"] == CLASSES
+    assert meta["up_axis"] == "z" and meta["class_names"] == CLASSES and meta["model_name"] == "pointnet_vanilla"
     with pytest.raises(CheckpointError, match="channels"):
-        export_metadata(ckpt, tiny(in_channels=3))
+        export_metadata(spec, tiny(in_channels=3))
 
 
 def test_predict_with_an_exported_file_and_votes(exported, tmp_path):
@@ -133,7 +138,6 @@ def test_loading_something_else_is_a_clear_error(tmp_path):
         load_exported(tmp_path / "missing.pt2")
 
 
-@pytest.mark.skipif(not hasattr(checkpoint_module, "load_run"), reason="needs engine.checkpoint.load_run (branch core)")
 def test_export_checkpoint_end_to_end(tiny_data, tmp_path):
     from pointnet_kit.engine.config import load_config
     from pointnet_kit.engine.export import export_checkpoint

@@ -44,10 +44,3 @@ def cli(monkeypatch):
 
     return run
 
-
-@pytest.fixture(autouse=True)
-def _contract_shim(monkeypatch):
-    """Today's PointNet gets the contract's forward_features until branch core gives it its own."""
-    from .viz_helpers import install_contract_shim
-
-    install_contract_shim(monkeypatch)

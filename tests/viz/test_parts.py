@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from pointnet_kit.data import PointCloudDataset
+from pointnet_kit.data.shapenetpart import PART_NAMES
 from pointnet_kit.errors import PointNetKitError
 from pointnet_kit.viz import parts as P
 from pointnet_kit.viz import sources
@@ -48,9 +49,11 @@ def test_parts_figure_has_truth_mistakes_and_a_legend_per_part():
     panels = P.parts_panels(points, predicted, [47, 48, 49], shapenet_spec().part_names, truth, seen=64)
     assert len(panels.scenes) == 3 and panels.captions[1] == "ground truth"
     assert panels.captions[2].startswith(f"{int((predicted != truth).sum())} wrong points; IoU")
-    assert [text.split(" ")[0] for _, text in panels.legend[:3]] == ["part1", "part2", "part3"]
+    assert [text.split(" ")[0] for _, text in panels.legend[:3]] == ["top", "leg", "support"]
     colours = panels.scenes[0][0].colors
     assert len({tuple(c) for c in colours}) == 3  # one colour per part
+    wrong = next(colour for colour, text in panels.legend if text.startswith("a point whose"))
+    assert all(np.linalg.norm(np.subtract(colour, wrong)) > 0.3 for colour in P.PART_COLORS)  # no part looks wrong
     alone = P.parts_panels(points, predicted, [47, 48, 49])
     assert len(alone.scenes) == 1 and len(alone.legend) == 3  # no labels: the prediction alone
 
@@ -95,6 +98,29 @@ def test_read_real_shapenetpart_files(sample_root):
     table = sources.read_part_file(txt, spec)
     assert table.category == "Table" and set(np.unique(table.part_labels)) <= {47, 48, 49}
 
+
+
+def test_real_files_against_a_run_with_other_parts_are_renumbered_by_name(sample_root):
+    from pointnet_kit.data.shapenetpart import read_part_file
+    from pointnet_kit.data.synthetic_parts import parts_spec
+
+    spec = parts_spec()  # the embedded parts: Chair is seat, back, leg, arm (ShapeNetPart: back, seat, leg, arm)
+    pts = next((sample_root / "v0" / "03001627" / "points").glob("*.pts"))
+    raw, sample = read_part_file(pts), sources.read_part_file(pts, spec)
+    assert sample.category == "Chair"
+    for name in ("back", "seat", "leg"):
+        here = raw.part_labels == PART_NAMES.index(f"Chair/{name}")
+        assert here.any() and (sample.part_labels[here] == spec.part_names.index(f"Chair/{name}")).all()
+    lamp = next((sample_root / "v0" / "03636649" / "points").glob("*.pts"))
+    raw, sample = read_part_file(lamp), sources.read_part_file(lamp, spec)
+    unknown = np.isin(raw.part_labels, [PART_NAMES.index("Lamp/canopy"), PART_NAMES.index("Lamp/tube")])
+    assert (sample.part_labels[unknown] == -1).all() and (sample.part_labels[~unknown] >= 0).all()
+    # the y-up file is turned to the run's z-up: its up coordinate becomes z
+    assert sample.turned_from == "y" and spec.up_axis == "z"
+    from pointnet_kit.data import normalize_unit_sphere
+
+    np.testing.assert_allclose(sample.points[:, 2], normalize_unit_sphere(raw.points)[:, 1], atol=1e-6)
+    assert sources.read_part_file(lamp, shapenet_spec()).turned_from is None  # a y-up run sees it as stored
 
 def test_viz_parts_command_on_real_samples(cli, tmp_path, sample_root, capsys):
     ckpt = seg_checkpoint(tmp_path / "run" / "checkpoint_best.pt")

@@ -164,5 +164,5 @@ def test_report_of_a_segmentation_run(tmp_path, monkeypatch):
     _write_run(run)
     html = report.write_report(run, n=2, device="cpu", size=64).read_text()
     assert "Per-category and per-part IoU" in html and "Worst shapes" in html
-    assert re.search(r"<td>Table</td><td class=num>2</td><td class=num>\d+\.\d%</td><td>part1 <span class=num>\d+\.\d%</span> · part2", html)
+    assert re.search(r"<td>Table</td><td class=num>2</td><td class=num>\d+\.\d%</td><td>top <span class=num>\d+\.\d%</span> · leg", html)
     assert "Confusion matrix" not in html and (run / "report" / "mistakes.png").is_file()

@@ -53,92 +53,13 @@ def toy_dataset(num_points: int = 256, per_class: int = 4, seed: int = 0):
     return PointCloudDataset(np.stack(clouds).astype(np.float32), np.array(labels), ["cone", "cube", "sphere"])
 
 
-def _block_outputs(mlp: torch.nn.Sequential) -> list[torch.nn.Module]:
-    """The module whose output is each layer's output in a SharedMLP (its ReLU, BN or conv)."""
-    lasts: list[torch.nn.Module] = []
-    for module in mlp:
-        if isinstance(module, (torch.nn.Conv1d, torch.nn.Linear)):
-            lasts.append(module)
-        elif lasts:
-            lasts[-1] = module
-    return lasts
-
-
-def contract_forward_features(self, points: torch.Tensor, category: torch.Tensor | None = None) -> dict:
-    """``forward_features`` of the model contract for today's PointNet classes, read through hooks.
-
-    Stands in until branch ``core`` gives PointNet its own ``forward_features`` (same keys and names).
-    """
-    encoder = self.encoder
-    watched = {}
-    for name in ("mlp1", "mlp2"):
-        for i, module in enumerate(_block_outputs(getattr(encoder, name))):
-            watched[f"layers/{name}.{i}"] = module
-    for name in ("input_tnet", "feature_tnet"):
-        if getattr(encoder, name, None) is not None:
-            watched[f"pooled/{name}"] = getattr(encoder, name).mlp
-    captured = {}
-
-    def hook(key):
-        def fn(_module, _inputs, output):
-            captured[key] = output.detach().clone()  # clone: the next in-place ReLU would overwrite it
-
-        return fn
-
-    handles = [module.register_forward_hook(hook(key)) for key, module in watched.items()]
-    try:
-        out = encoder(points, return_features=True)
-    finally:
-        for handle in handles:
-            handle.remove()
-    pooled = {key.split("/")[1]: v for key, v in captured.items() if key.startswith("pooled/")}
-    pooled["global"] = out["point_features"]
-    transforms = {k: out[f"{k}_transform"] for k in ("input", "feature") if f"{k}_transform" in out}
-    return {
-        "global_feature": out["global_feature"],
-        "point_features": out["point_features"],
-        "pooled": pooled,
-        "layers": {key.split("/")[1]: v for key, v in captured.items() if key.startswith("layers/")},
-        "transforms": transforms,
-    }
-
-
-def install_contract_shim(monkeypatch=None) -> None:
-    """Give today's PointNet classes the contract's ``forward_features`` unless they have their own."""
-    from pointnet_kit.models import pointnet as P
-
-    for cls in (P.PointNetClassifier, P.PointNetSegmentation):
-        if "forward_features" not in cls.__dict__ and not hasattr(cls, "forward_features"):
-            if monkeypatch is None:
-                cls.forward_features = contract_forward_features
-            else:
-                monkeypatch.setattr(cls, "forward_features", contract_forward_features, raising=False)
-
-
-# ShapeNetPart's 16 categories and their global part ids (0-49), in the official order.
-SHAPENET_PARTS = {
-    "Airplane": 4, "Bag": 2, "Cap": 2, "Car": 4, "Chair": 4, "Earphone": 3, "Guitar": 3, "Knife": 2,
-    "Lamp": 4, "Laptop": 2, "Motorbike": 6, "Mug": 2, "Pistol": 3, "Rocket": 3, "Skateboard": 3, "Table": 3,
-}  # fmt: skip
-
-
 def shapenet_spec(num_points: int = 64):
-    """The DataSpec of a ShapeNetPart segmentation run (y up, 16 categories, 50 parts)."""
-    from pointnet_kit.data.record import DataSpec
+    """The DataSpec of a ShapeNetPart segmentation run (y up, 16 categories, 50 parts): the data layer's."""
+    import dataclasses
 
-    category_parts, part_names, start = {}, [], 0
-    for name, count in SHAPENET_PARTS.items():
-        category_parts[name] = list(range(start, start + count))
-        part_names += [f"{name}/part{i + 1}" for i in range(count)]
-        start += count
-    return DataSpec(
-        task="part_segmentation",
-        num_points=num_points,
-        up_axis="y",
-        class_names=list(SHAPENET_PARTS),
-        part_names=part_names,
-        category_parts=category_parts,
-    )
+    from pointnet_kit.data.shapenetpart import part_spec
+
+    return dataclasses.replace(part_spec(), num_points=num_points, up_axis="y")
 
 
 class TinySeg(PointModel):

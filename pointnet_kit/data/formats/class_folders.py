@@ -12,7 +12,6 @@ A tree of OFF meshes only is the ``off`` format (ModelNet); this format takes an
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import zlib
@@ -23,12 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
-from ..cache import atomic_dir, default_cache_dir
+from ..cache import atomic_dir, default_cache_dir, files_fingerprint
 from ..duplicates import duplicate_report, file_items
 from ..hdf5 import write_hdf5_split
 from ..io import CLOUD_SUFFIXES, MESH_SUFFIXES, load_points
 from ..prepare import REPORT_NAME, SPLIT_DIRS, parallel_map, read_report
-from ..record import STORED_POINTS
+from ..record import stored_points
 from ..registry import DatasetFormat, register_format
 from .hdf5 import dataset_from_hdf5, split_info
 
@@ -79,14 +78,6 @@ def _sample_one(task: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray | No
         return f"{path}: {type(exc).__name__}: {exc}"
 
 
-def _fingerprint(entries: list[Entry]) -> str:
-    h = hashlib.sha1()
-    for e in entries:
-        stat = e.path.stat()
-        h.update(f"{e.rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:12]
-
-
 def class_folders_cache(root: Path, num_points: int, cache_dir: str | Path | None = None, seed: int = 0) -> Path:
     """The HDF5 cache (all splits) of a class-folder tree, built on first use."""
     root = Path(root).resolve()
@@ -94,7 +85,7 @@ def class_folders_cache(root: Path, num_points: int, cache_dir: str | Path | Non
     if not entries:
         raise DataError(f"{root}: no files of a known format ({', '.join(SUFFIXES)}) in its class folders")
     base = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = base / "class_folders" / f"{root.name}-{_fingerprint(entries)}-n{num_points}-s{seed}"
+    target = base / "class_folders" / f"{root.name}-{files_fingerprint((e.rel, e.path) for e in entries)}-n{num_points}-s{seed}"
     if (target / REPORT_NAME).is_file():
         return target
     tasks = [(str(e.path), num_points, (seed * 1_000_003 + zlib.crc32(e.rel.encode())) % 2**32) for e in entries]
@@ -140,7 +131,7 @@ class ClassFoldersFormat(DatasetFormat):
         if split not in found:
             raise DataError(f"{root}: no '{split}' split in these class folders (splits found: {', '.join(found)}; "
                             "put files in <class>/train/ and <class>/test/ to have both)")
-        stored = max(num_points or STORED_POINTS, STORED_POINTS)
+        stored = stored_points(num_points)
         folder = class_folders_cache(root, stored, cache_dir)
         return dataset_from_hdf5(folder, split, num_points, use_normals)
 
@@ -160,7 +151,7 @@ class ClassFoldersFormat(DatasetFormat):
             "duplicates": duplicate_report(items, "identical files") if items is not None else None,
             "note": "files are sampled and normalised into a cache on first use",
         }
-        cached = sorted((default_cache_dir() / "class_folders").glob(f"{root.resolve().name}-{_fingerprint(entries)}-*"))
+        cached = sorted((default_cache_dir() / "class_folders").glob(f"{root.resolve().name}-{files_fingerprint((e.rel, e.path) for e in entries)}-*"))
         report = read_report(cached[-1]) if cached else None
         if report:
             info["prepare_report"] = {**{k: report[k] for k in ("num_points", "prepared", "skipped") if k in report}, "file": str(cached[-1] / REPORT_NAME)}

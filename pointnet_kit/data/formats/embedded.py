@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from ..record import STORED_POINTS
+from ..record import stored_points
 from ..registry import DatasetFormat, register_format
 from .hdf5 import describe_hdf5
 
@@ -22,7 +22,7 @@ class EmbeddedFormat(DatasetFormat):
     def read(self, root, split, num_points, use_normals, cache_dir=None):
         from ..synthetic import make_default_dataset
 
-        stored = max(num_points or STORED_POINTS, STORED_POINTS)
+        stored = stored_points(num_points)
         data = make_default_dataset(split, num_points=stored, cache_dir=cache_dir, use_normals=use_normals)
         data.num_points = min(num_points or stored, stored)
         return data
@@ -47,7 +47,7 @@ class EmbeddedPartsFormat(DatasetFormat):
     def read(self, root, split, num_points, use_normals, cache_dir=None):
         from ..synthetic_parts import make_default_parts_dataset
 
-        stored = max(num_points or STORED_POINTS, STORED_POINTS)
+        stored = stored_points(num_points)
         data = make_default_parts_dataset(split, num_points=stored, cache_dir=cache_dir, use_normals=use_normals)
         data.num_points = min(num_points or stored, stored)
         return data

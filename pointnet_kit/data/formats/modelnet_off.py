@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..duplicates import duplicate_report, file_items
 from ..prepare import discover_off, prepared_cache
-from ..record import STORED_POINTS
+from ..record import stored_points
 from ..registry import DatasetFormat, register_format
 from .hdf5 import dataset_from_hdf5, split_info
 
@@ -28,7 +28,7 @@ class ModelNetOFFFormat(DatasetFormat):
         return any(any(root.glob(pattern)) for pattern in OFF_PATTERNS)
 
     def read(self, root, split, num_points, use_normals, cache_dir=None):
-        stored = max(num_points or STORED_POINTS, STORED_POINTS)
+        stored = stored_points(num_points)
         folder = prepared_cache(root, split=split, num_points=stored, cache_dir=cache_dir)
         return dataset_from_hdf5(folder, split, num_points, use_normals)
 

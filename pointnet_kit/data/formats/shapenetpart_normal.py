@@ -11,17 +11,17 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import DataError
-from ..registry import DatasetFormat, register_format
-from ..shapenetpart import CATEGORY_PARTS, STORED_POINTS, describe_parts, part_spec, text_layout_cache
-from .hdf5 import dataset_from_hdf5
+from ..registry import register_format
+from ..shapenetpart import CATEGORY_PARTS, PART_NAMES, TextLayoutFormat
 
 
 def _shape_file(root: Path, synset: str, shape_id: str) -> Path:
     return root / synset / f"{shape_id}.txt"
 
 
-def _read_shape(root: Path, synset: str, category: str, shape_id: str):
-    path = _shape_file(root, synset, shape_id)
+def read_shape_file(path: Path, category: str | None):
+    """One ``x y z nx ny nz part`` file: ``(points (n, 3), normals (n, 3), global part ids (n,))``, the
+    ids checked against ``category``'s when it is known."""
     try:
         rows = np.loadtxt(path, dtype=np.float64, ndmin=2)
     except ValueError as exc:
@@ -31,28 +31,23 @@ def _read_shape(root: Path, synset: str, category: str, shape_id: str):
     if not np.isfinite(rows).all():
         raise DataError(f"{path}: contains NaN or infinite values")
     parts = rows[:, 6].astype(np.int64)
-    allowed = CATEGORY_PARTS[category]
+    allowed = CATEGORY_PARTS[category] if category is not None else [0, len(PART_NAMES) - 1]
     if parts.min() < allowed[0] or parts.max() > allowed[-1]:
-        raise DataError(f"{path}: part ids span {parts.min()}..{parts.max()}, but {category}'s global ids are {allowed[0]}..{allowed[-1]}")
+        owner = f"{category}'s global ids are" if category is not None else "ShapeNetPart's global ids are"
+        raise DataError(f"{path}: part ids span {parts.min()}..{parts.max()}, but {owner} {allowed[0]}..{allowed[-1]}")
     return rows[:, :3].astype(np.float32), rows[:, 3:6].astype(np.float32), parts
 
 
+def _read_shape(root: Path, synset: str, category: str, shape_id: str):
+    return read_shape_file(_shape_file(root, synset, shape_id), category)
+
+
 @register_format
-class ShapeNetPartNormalFormat(DatasetFormat):
+class ShapeNetPartNormalFormat(TextLayoutFormat):
     name = "shapenetpart_v0_normal"
-    task = "part_segmentation"
-    up_axis = "y"
     layout = "ShapeNetPart v0_normal (synsetoffset2category.txt + <synset>/*.txt with x y z nx ny nz part)"
+    kind, normals = "v0_normal", True
+    shape_file, read_shape = staticmethod(_shape_file), staticmethod(_read_shape)
 
     def detect(self, root: Path) -> bool:
         return (root / "synsetoffset2category.txt").is_file() and any(root.glob("[0-9]*/*.txt"))
-
-    def read(self, root, split, num_points, use_normals, cache_dir=None):
-        stored = max(num_points or STORED_POINTS, STORED_POINTS)
-        folder = text_layout_cache(root, "v0_normal", _read_shape, _shape_file, stored, cache_dir)
-        dataset = dataset_from_hdf5(folder, split, num_points, use_normals)
-        dataset.spec = part_spec()
-        return dataset
-
-    def describe(self, root):
-        return describe_parts(root, _read_shape, _shape_file, normals=True)

@@ -13,45 +13,45 @@ import numpy as np
 
 from ...errors import DataError
 from ..io import read_point_cloud
-from ..registry import DatasetFormat, register_format
-from ..shapenetpart import STORED_POINTS, describe_parts, global_part_ids, part_spec, text_layout_cache
-from .hdf5 import dataset_from_hdf5
+from ..registry import register_format
+from ..shapenetpart import TextLayoutFormat, global_part_ids
 
 
 def _points_file(root: Path, synset: str, shape_id: str) -> Path:
     return root / synset / "points" / f"{shape_id}.pts"
 
 
-def _read_shape(root: Path, synset: str, category: str, shape_id: str):
-    points, _ = read_point_cloud(_points_file(root, synset, shape_id))
-    seg = root / synset / "points_label" / f"{shape_id}.seg"
-    if not seg.is_file():
-        raise DataError(f"{seg}: no such file (every .pts has a .seg with its part labels)")
+def read_shape_file(points_file: Path, category: str | None):
+    """One ``.pts`` file and its ``../points_label/<id>.seg``: ``(points (n, 3), None, global part ids (n,))``.
+
+    The part ids are ``None`` when there is no ``.seg`` or no ``category`` to number them in.
+    """
+    points, _ = read_point_cloud(points_file)
+    seg = points_file.parent.parent / "points_label" / f"{points_file.stem}.seg"
+    if category is None or not seg.is_file():
+        return points, None, None
     try:
         local = np.loadtxt(seg, dtype=np.int64, ndmin=1)
     except ValueError as exc:
         raise DataError(f"{seg}: not one integer part id per line ({exc})") from exc
     if len(local) != len(points):
-        raise DataError(f"{seg}: {len(local)} labels for {len(points)} points in {_points_file(root, synset, shape_id).name}")
+        raise DataError(f"{seg}: {len(local)} labels for {len(points)} points in {points_file.name}")
     return points, None, global_part_ids(category, local, str(seg))
 
 
+def _read_shape(root: Path, synset: str, category: str, shape_id: str):
+    seg = root / synset / "points_label" / f"{shape_id}.seg"
+    if not seg.is_file():
+        raise DataError(f"{seg}: no such file (every .pts has a .seg with its part labels)")
+    return read_shape_file(_points_file(root, synset, shape_id), category)
+
+
 @register_format
-class ShapeNetPartV0Format(DatasetFormat):
+class ShapeNetPartV0Format(TextLayoutFormat):
     name = "shapenetpart_v0"
-    task = "part_segmentation"
-    up_axis = "y"
     layout = "ShapeNetPart v0 (synsetoffset2category.txt + <synset>/points/*.pts + <synset>/points_label/*.seg)"
+    kind, normals = "v0", False
+    shape_file, read_shape = staticmethod(_points_file), staticmethod(_read_shape)
 
     def detect(self, root: Path) -> bool:
         return (root / "synsetoffset2category.txt").is_file() and any(root.glob("*/points/*.pts"))
-
-    def read(self, root, split, num_points, use_normals, cache_dir=None):
-        stored = max(num_points or STORED_POINTS, STORED_POINTS)
-        folder = text_layout_cache(root, "v0", _read_shape, _points_file, stored, cache_dir)
-        dataset = dataset_from_hdf5(folder, split, num_points, use_normals)
-        dataset.spec = part_spec()
-        return dataset
-
-    def describe(self, root):
-        return describe_parts(root, _read_shape, _points_file, normals=False)
