@@ -122,7 +122,7 @@ def run_train(args: argparse.Namespace) -> int:
             f"(validation split: {summary['splits']['val']['source']}); "
             f"{summary['train_shapes_per_s']:.0f} train shapes/s\nrun directory: {out}"
         )
-        print(next_steps(out, tensorboard=config.runtime.tensorboard))
+        print(next_steps(out, tensorboard=config.runtime.tensorboard, task=summary.get("task", "classification")))
     return 0
 
 

@@ -71,19 +71,29 @@ def finish_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def next_steps(run_dir: str | Path, tensorboard: bool | None = None) -> str:
+def next_steps(run_dir: str | Path, tensorboard: bool | None = None, task: str = "classification") -> str:
     """The commands worth running after ``train`` wrote ``run_dir``: eval, report, viz, export, TensorBoard."""
     run = shlex.quote(str(run_dir))
     best = shlex.quote(str(Path(run_dir) / "checkpoint_best.pt"))
-    lines = [
-        "next:",
-        f"  pointnet-kit eval {run} --votes 12                        # accuracy on the validation split",
-        f"  pointnet-kit eval {run} --split test                      # held-out test split, once you are done choosing",
-        f"  pointnet-kit report {run}                                 # curves, confusion matrix, report.html",
-        f"  pointnet-kit viz predictions {run} --wrong-only           # what it gets wrong",
-        f"  pointnet-kit predict {best} FILE.off                       # classify your own shapes",
-        f"  pointnet-kit export {best} --format onnx --out model.onnx  # deploy (also --format pt2)",
-    ]
+    if task == "part_segmentation":
+        lines = [
+            "next:",
+            f"  pointnet-kit eval {run}                                   # instance / category mIoU on the validation split",
+            f"  pointnet-kit report {run}                                 # curves, per-part IoU, report.html",
+            f"  pointnet-kit viz predictions {run} --wrong-only           # the shapes it segments worst",
+            f"  pointnet-kit predict {best} FILE --category NAME          # label your own shape's points",
+            f"  pointnet-kit viz parts {best} FILE                        # predicted parts beside the truth",
+        ]
+    else:
+        lines = [
+            "next:",
+            f"  pointnet-kit eval {run} --votes 12                        # accuracy on the validation split",
+            f"  pointnet-kit eval {run} --split test                      # held-out test split, once you are done choosing",
+            f"  pointnet-kit report {run}                                 # curves, confusion matrix, report.html",
+            f"  pointnet-kit viz predictions {run} --wrong-only           # what it gets wrong",
+            f"  pointnet-kit predict {best} FILE.off                       # classify your own shapes",
+            f"  pointnet-kit export {best} --format onnx --out model.onnx  # deploy (also --format pt2)",
+        ]
     if tensorboard is None:
         tensorboard = (Path(run_dir) / "tensorboard").is_dir()
     if tensorboard:

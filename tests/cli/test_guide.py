@@ -90,3 +90,9 @@ def test_tensorboard_tags_are_grouped_by_split():
     assert tensorboard_tag("val_instance_miou") == "val/instance_miou"
     assert tensorboard_tag("train_loss") == "train/loss"
     assert tensorboard_tag("lr") == "train/lr"
+
+
+def test_next_steps_of_a_segmentation_run_speak_of_parts(tmp_path):
+    text = next_steps(tmp_path / "parts", tensorboard=False, task="part_segmentation")
+    assert "mIoU" in text and "viz parts" in text and "--category" in text
+    assert "classify" not in text and "confusion" not in text
