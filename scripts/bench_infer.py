@@ -17,8 +17,15 @@ inference at ``--memory-batch`` clouds, each measured in a fresh subprocess:
 
 from __future__ import annotations
 
-import json
 import os
+
+# Set before torch loads libgomp, which reads it once. PASSIVE: a thread that finishes its share of a
+# parallel region sleeps instead of spinning. On a shared machine a spinning thread holds the core
+# that its preempted sibling needs to finish the same region, so each of the step's ~1000 parallel
+# regions waits a scheduler slice: that was the 2-thread slowdown. Override with OMP_WAIT_POLICY=ACTIVE.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import json
 import resource
 import statistics
 import subprocess
@@ -176,6 +183,7 @@ def vs_reference(args) -> None:
                     "peak_memory_mb": memory.get(name, {}).get("peak_memory_mb"),
                     "memory_batch": args.memory_batch,
                     "load_avg_1min": os.getloadavg()[0],
+                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
                 }
                 out = predict_logits(model, points, amp="bf16") if name == "kit_bf16" else full
                 record["max_abs_logit_diff_vs_plain_fp32"] = float((out - plain).abs().max())
