@@ -38,12 +38,12 @@ import torch
 # This checkout first: the installed `pointnet-kit` may point at another copy of the package.
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 from _bench_common import (  # noqa: E402
-    base_parser, cpu_flags, device_info, interleave, matmul_gflops, measure, median_ms, ratio_summary, setup, time_call,
+    base_parser, device_info, interleave, matmul_gflops, measure, median_ms, ratio_summary, setup, time_call,
 )
 from _reference_pointnet import ReferencePointNet, reference_predict  # noqa: E402
 
 from pointnet_kit import create_model  # noqa: E402
-from pointnet_kit.engine.inference import autocast_context, inference_model, predict_logits  # noqa: E402
+from pointnet_kit.engine.inference import autocast_context, cpu_has_native_bf16, inference_model, predict_logits  # noqa: E402
 from pointnet_kit.layers import SharedMLP  # noqa: E402
 
 
@@ -107,7 +107,7 @@ def kit_steps(model: torch.nn.Module, points: torch.Tensor, batch: int, compile_
     steps: dict[str, Callable[[], object]] = {
         "kit": lambda: predict_logits(model, points, batch_size=batch, amp="off"),
     }
-    if "avx512_bf16" in cpu_flags() or "amx_bf16" in cpu_flags():
+    if points.device.type != "cpu" or cpu_has_native_bf16():
         steps["kit_bf16"] = lambda: predict_logits(model, points, batch_size=batch, amp="bf16")
     if compile_:
         compiled = torch.compile(inference_model(model), dynamic=False)
