@@ -25,6 +25,7 @@ import os
 # regions waits a scheduler slice: that was the 2-thread slowdown. Override with OMP_WAIT_POLICY=ACTIVE.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import argparse
 import json
 import resource
 import statistics
@@ -199,13 +200,13 @@ def main() -> None:
     parser.add_argument("--skip-mlp", action="store_true", help="skip the Conv1d vs Linear comparison")
     parser.add_argument("--vs-reference", action="store_true", help="interleaved comparison with the reference PointNet (CPU)")
     parser.add_argument("--threads-list", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--memory-batch", type=int, default=1024)
     parser.add_argument(
         "--memory-variants", nargs="*", default=["kit", "kit_bf16"], choices=["kit", "kit_bf16", "reference"],
         help="peak-memory subprocesses (the reference needs ~9 GB at batch 1024: opt in)",
     )
-    parser.add_argument("--memory-of", choices=["kit", "kit_bf16", "reference"], help=argparse_hidden())
+    parser.add_argument("--memory-of", choices=["kit", "kit_bf16", "reference"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_of:
         print(json.dumps(memory_of(args.memory_of, args.model, args.memory_batch, args.num_points)))
@@ -221,12 +222,6 @@ def main() -> None:
         print(json.dumps(bench_model(args.model, device, batch, args.num_points, args.amp, args.compile, args.steps, args.warmup)), flush=True)
     if not args.skip_mlp:
         print(json.dumps(bench_shared_mlp(device, args.mlp_batch, args.num_points, args.steps, args.warmup)), flush=True)
-
-
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

@@ -26,7 +26,10 @@ import os
 # regions waits a scheduler slice: that was the 2-thread slowdown. Override with OMP_WAIT_POLICY=ACTIVE.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+import argparse
 import json
+import resource
+import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
@@ -114,10 +117,33 @@ def random_clouds(count: int, num_points: int, seed: int = 0) -> tuple[np.ndarra
     return clouds, rng.integers(0, 40, count)
 
 
+def memory_of(variant: str, model_name: str, batch: int, num_points: int) -> dict:
+    """Peak RSS of two training steps of ``variant`` (a kit variant or ``ref_<style>``), in this (fresh) process."""
+    torch.set_num_threads(1)
+    clouds, labels = random_clouds(4 * batch, num_points)
+    if variant.startswith("ref_"):
+        step, _ = reference_train_step(variant[4:], clouds, labels, batch)
+    else:
+        step = kit_train_step(model_name, torch.device("cpu"), torch.from_numpy(clouds), torch.from_numpy(labels), batch, **KIT_VARIANTS[variant])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    step()
+    step()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"variant": variant, "batch": batch, "peak_memory_mb": round(peak, 1), "rss_before_mb": round(before, 1)}
+
+
+def measure_memory(variant: str, batch: int, args) -> dict:
+    cmd = [sys.executable, __file__, "--memory-of", variant, "--model", args.model, "--num-points", str(args.num_points), "--batch-sizes", str(batch)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def vs_reference(args) -> None:
     device = torch.device("cpu")  # the ports' pipelines are CPU NumPy; so is this comparison
     clouds, labels = random_clouds(max(4 * max(args.batch_sizes), 256), args.num_points)
     for batch in args.batch_sizes:
+        names = [*args.variants, *(f"ref_{style}" for style in args.references)]
+        memory = {name: measure_memory(name, batch, args)["peak_memory_mb"] for name in names}
         for threads in args.threads_list:
             torch.set_num_threads(threads)
             steps: dict[str, Callable[[], object]] = {}
@@ -144,6 +170,8 @@ def vs_reference(args) -> None:
                     # The headline: against the faster of the references (the harder one to beat).
                     "speedup_vs_reference": min(per_ref.values(), key=lambda r: r["median"]),
                     "speedup_vs_reference_by_port": per_ref,
+                    "peak_memory_mb": memory[name],  # peak RSS of the process, training steps only (subprocess)
+                    "reference_peak_memory_mb": {style: memory[f"ref_{style}"] for style in args.references},
                     "load_avg_1min": os.getloadavg()[0],
                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
                     "torch": str(torch.__version__),
@@ -165,7 +193,11 @@ def main() -> None:
     parser.add_argument("--references", nargs="+", default=list(STYLES), choices=list(STYLES))
     parser.add_argument("--threads-list", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_of:
+        print(json.dumps(memory_of(args.memory_of, args.model, args.batch_sizes[0], args.num_points)))
+        return
     if args.vs_reference:
         args.warmup = min(args.warmup, 1)
         vs_reference(args)
