@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
 import statistics
 import time
-from pathlib import Path
 from typing import Callable
 
 import torch
@@ -41,14 +41,16 @@ def device_info(device: torch.device) -> dict:
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "torch": str(torch.__version__),
     }
 
 
 def dtype_label(device: torch.device, amp: str) -> str:
-    """What the autocast setting means on ``device`` (``auto``: bf16 on CUDA, float32 elsewhere)."""
-    if amp == "auto":
-        amp = "bf16" if device.type == "cuda" else "off"
+    """What the autocast setting means on ``device`` (``auto``: see engine.inference.resolve_amp)."""
+    from pointnet_kit.engine.inference import resolve_amp
+
+    amp = resolve_amp(device, amp)
     return {"bf16": "bf16 autocast", "fp16": "fp16 autocast"}.get(amp, "float32")
 
 
@@ -130,17 +132,6 @@ def ratio_summary(slow: list[float], fast: list[float]) -> dict[str, float]:
 
 def median_ms(times: list[float]) -> float:
     return round(statistics.median(times) * 1000, 2)
-
-
-def cpu_flags() -> set[str]:
-    """The CPU feature flags from /proc/cpuinfo (empty where unavailable)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:

@@ -17,8 +17,16 @@ inference at ``--memory-batch`` clouds, each measured in a fresh subprocess:
 
 from __future__ import annotations
 
-import json
 import os
+
+# Set before torch loads libgomp, which reads it once. PASSIVE: a thread that finishes its share of a
+# parallel region sleeps instead of spinning. On a shared machine a spinning thread holds the core
+# that its preempted sibling needs to finish the same region, so each of the step's ~1000 parallel
+# regions waits a scheduler slice: that was the 2-thread slowdown. Override with OMP_WAIT_POLICY=ACTIVE.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import json
 import resource
 import statistics
 import subprocess
@@ -31,12 +39,12 @@ import torch
 # This checkout first: the installed `pointnet-kit` may point at another copy of the package.
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 from _bench_common import (  # noqa: E402
-    base_parser, cpu_flags, device_info, interleave, matmul_gflops, measure, median_ms, ratio_summary, setup, time_call,
+    base_parser, device_info, interleave, matmul_gflops, measure, median_ms, ratio_summary, setup, time_call,
 )
 from _reference_pointnet import ReferencePointNet, reference_predict  # noqa: E402
 
 from pointnet_kit import create_model  # noqa: E402
-from pointnet_kit.engine.inference import autocast_context, inference_model, predict_logits  # noqa: E402
+from pointnet_kit.engine.inference import autocast_context, cpu_has_native_bf16, inference_model, predict_logits  # noqa: E402
 from pointnet_kit.layers import SharedMLP  # noqa: E402
 
 
@@ -100,14 +108,14 @@ def kit_steps(model: torch.nn.Module, points: torch.Tensor, batch: int, compile_
     steps: dict[str, Callable[[], object]] = {
         "kit": lambda: predict_logits(model, points, batch_size=batch, amp="off"),
     }
-    if "avx512_bf16" in cpu_flags() or "amx_bf16" in cpu_flags():
+    if points.device.type != "cpu" or cpu_has_native_bf16():
         steps["kit_bf16"] = lambda: predict_logits(model, points, batch_size=batch, amp="bf16")
     if compile_:
         compiled = torch.compile(inference_model(model), dynamic=False)
 
         @torch.no_grad()
-        def run_compiled() -> None:
-            compiled(points)
+        def run_compiled() -> torch.Tensor:
+            return compiled(points)["logits"]
 
         steps["kit_compile"] = run_compiled
     return steps
@@ -142,7 +150,6 @@ def vs_reference(args) -> None:
     memory = {v: measure_memory(v, args) for v in args.memory_variants}
     for batch in args.batch_sizes:
         points = torch.randn(batch, args.num_points, 3, generator=torch.Generator().manual_seed(batch))
-        full = predict_logits(model, points, amp="off")
         with torch.no_grad():
             plain = model(points)["logits"]
         for threads in args.threads_list:
@@ -176,8 +183,9 @@ def vs_reference(args) -> None:
                     "peak_memory_mb": memory.get(name, {}).get("peak_memory_mb"),
                     "memory_batch": args.memory_batch,
                     "load_avg_1min": os.getloadavg()[0],
+                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
                 }
-                out = predict_logits(model, points, amp="bf16") if name == "kit_bf16" else full
+                out = steps[name]().float()  # this variant's own logits
                 record["max_abs_logit_diff_vs_plain_fp32"] = float((out - plain).abs().max())
                 record["argmax_agreement_vs_plain_fp32"] = float((out.argmax(1) == plain.argmax(1)).float().mean())
                 print(json.dumps(record), flush=True)
@@ -191,13 +199,13 @@ def main() -> None:
     parser.add_argument("--skip-mlp", action="store_true", help="skip the Conv1d vs Linear comparison")
     parser.add_argument("--vs-reference", action="store_true", help="interleaved comparison with the reference PointNet (CPU)")
     parser.add_argument("--threads-list", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--memory-batch", type=int, default=1024)
     parser.add_argument(
         "--memory-variants", nargs="*", default=["kit", "kit_bf16"], choices=["kit", "kit_bf16", "reference"],
         help="peak-memory subprocesses (the reference needs ~9 GB at batch 1024: opt in)",
     )
-    parser.add_argument("--memory-of", choices=["kit", "kit_bf16", "reference"], help=argparse_hidden())
+    parser.add_argument("--memory-of", choices=["kit", "kit_bf16", "reference"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_of:
         print(json.dumps(memory_of(args.memory_of, args.model, args.memory_batch, args.num_points)))
@@ -213,12 +221,6 @@ def main() -> None:
         print(json.dumps(bench_model(args.model, device, batch, args.num_points, args.amp, args.compile, args.steps, args.warmup)), flush=True)
     if not args.skip_mlp:
         print(json.dumps(bench_shared_mlp(device, args.mlp_batch, args.num_points, args.steps, args.warmup)), flush=True)
-
-
-def argparse_hidden() -> str:
-    import argparse
-
-    return argparse.SUPPRESS
 
 
 if __name__ == "__main__":

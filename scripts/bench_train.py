@@ -18,8 +18,18 @@ thread count ``speedup_vs_reference`` (per-round ratios: median, min, max):
 
 from __future__ import annotations
 
-import json
 import os
+
+# Set before torch loads libgomp, which reads it once. PASSIVE: a thread that finishes its share of a
+# parallel region sleeps instead of spinning. On a shared machine a spinning thread holds the core
+# that its preempted sibling needs to finish the same region, so each of the step's ~1000 parallel
+# regions waits a scheduler slice: that was the 2-thread slowdown. Override with OMP_WAIT_POLICY=ACTIVE.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import json
+import resource
+import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
@@ -39,12 +49,14 @@ from pointnet_kit.engine.config import augmentation_specs, config_from_dict  # n
 from pointnet_kit.engine.inference import autocast_context  # noqa: E402
 from pointnet_kit.layers import SharedMLP, orthogonality_loss  # noqa: E402
 
-# What each kit variant changes: (amp, compile, plain max pool).
+# What each kit variant changes from the engine's step: amp, compile, plain max pool, fused Adam.
 KIT_VARIANTS = {
-    "kit": ("off", False, False),
-    "kit_bf16": ("bf16", False, False),
-    "kit_compile": ("off", True, False),
-    "kit_plain": ("off", False, True),  # the code path before SharedMLP.max_pool: full features, then amax
+    "kit": {},
+    "kit_bf16": {"amp": "bf16"},
+    "kit_compile": {"compile_": True},
+    "kit_plain": {"plain": True},  # the code path before SharedMLP.max_pool: full features, then amax
+    "kit_fused_adam": {"fused_adam": True},  # Adam(fused=True): one kernel per parameter, not ~10 ops
+    "kit_bf16_fused_adam": {"amp": "bf16", "fused_adam": True},
 }
 
 
@@ -65,7 +77,7 @@ def training_loss(out: dict, target: torch.Tensor, config) -> torch.Tensor:
 
 def kit_train_step(
     model_name: str, device: torch.device, dataset: torch.Tensor, labels: torch.Tensor, batch: int,
-    amp: str = "off", compile_: bool = False, plain: bool = False, seed: int = 0,
+    amp: str = "off", compile_: bool = False, plain: bool = False, fused_adam: bool = False, seed: int = 0,
 ) -> Callable[[], None]:
     """One training step as ``Trainer.train_epoch`` runs it, on ``dataset (M, N, 3)`` already on ``device``."""
     config = config_from_dict({})
@@ -73,7 +85,8 @@ def kit_train_step(
     if plain:
         use_plain_pool(model)
     step_model = torch.compile(model) if compile_ else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
+    fused = {"fused": True} if fused_adam else {}
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay, **fused)
     augment = build_batch_transforms(augmentation_specs(config))
     generator = torch.Generator(device).manual_seed(seed)
     sums = torch.zeros(3, device=device, dtype=torch.float64)
@@ -104,17 +117,39 @@ def random_clouds(count: int, num_points: int, seed: int = 0) -> tuple[np.ndarra
     return clouds, rng.integers(0, 40, count)
 
 
+def memory_of(variant: str, model_name: str, batch: int, num_points: int) -> dict:
+    """Peak RSS of two training steps of ``variant`` (a kit variant or ``ref_<style>``), in this (fresh) process."""
+    torch.set_num_threads(1)
+    clouds, labels = random_clouds(4 * batch, num_points)
+    if variant.startswith("ref_"):
+        step, _ = reference_train_step(variant[4:], clouds, labels, batch)
+    else:
+        step = kit_train_step(model_name, torch.device("cpu"), torch.from_numpy(clouds), torch.from_numpy(labels), batch, **KIT_VARIANTS[variant])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    step()
+    step()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"variant": variant, "batch": batch, "peak_memory_mb": round(peak, 1), "rss_before_mb": round(before, 1)}
+
+
+def measure_memory(variant: str, batch: int, args) -> dict:
+    cmd = [sys.executable, __file__, "--memory-of", variant, "--model", args.model, "--num-points", str(args.num_points), "--batch-sizes", str(batch)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def vs_reference(args) -> None:
     device = torch.device("cpu")  # the ports' pipelines are CPU NumPy; so is this comparison
     clouds, labels = random_clouds(max(4 * max(args.batch_sizes), 256), args.num_points)
     for batch in args.batch_sizes:
+        names = [*args.variants, *(f"ref_{style}" for style in args.references)]
+        memory = {name: measure_memory(name, batch, args)["peak_memory_mb"] for name in names}
         for threads in args.threads_list:
             torch.set_num_threads(threads)
             steps: dict[str, Callable[[], object]] = {}
             for name in args.variants:
-                amp, compile_, plain = KIT_VARIANTS[name]
                 steps[name] = kit_train_step(
-                    args.model, device, torch.from_numpy(clouds), torch.from_numpy(labels), batch, amp, compile_, plain
+                    args.model, device, torch.from_numpy(clouds), torch.from_numpy(labels), batch, **KIT_VARIANTS[name]
                 )
             for style in args.references:
                 steps[f"ref_{style}"], _ = reference_train_step(style, clouds, labels, batch)
@@ -135,7 +170,10 @@ def vs_reference(args) -> None:
                     # The headline: against the faster of the references (the harder one to beat).
                     "speedup_vs_reference": min(per_ref.values(), key=lambda r: r["median"]),
                     "speedup_vs_reference_by_port": per_ref,
+                    "peak_memory_mb": memory[name],  # peak RSS of the process, training steps only (subprocess)
+                    "reference_peak_memory_mb": {style: memory[f"ref_{style}"] for style in args.references},
                     "load_avg_1min": os.getloadavg()[0],
+                    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
                     "torch": str(torch.__version__),
                 }), flush=True)
 
@@ -143,7 +181,7 @@ def vs_reference(args) -> None:
 def bench(model_name: str, device: torch.device, batch: int, num_points: int, amp: str, compile_: bool, steps: int, warmup: int) -> dict:
     dataset = torch.randn(max(batch * 4, 1024), num_points, 3, device=device)
     labels = torch.randint(0, 40, (len(dataset),), device=device)
-    step = kit_train_step(model_name, device, dataset, labels, batch, amp, compile_)
+    step = kit_train_step(model_name, device, dataset, labels, batch, amp=amp, compile_=compile_)
     settings = {"model": model_name, "amp": amp, "compile": compile_, "batch": batch, "points": num_points, "steps": steps, "warmup": warmup}
     return measure("train", step, device, settings)
 
@@ -155,7 +193,11 @@ def main() -> None:
     parser.add_argument("--references", nargs="+", default=list(STYLES), choices=list(STYLES))
     parser.add_argument("--threads-list", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_of:
+        print(json.dumps(memory_of(args.memory_of, args.model, args.batch_sizes[0], args.num_points)))
+        return
     if args.vs_reference:
         args.warmup = min(args.warmup, 1)
         vs_reference(args)

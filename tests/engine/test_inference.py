@@ -54,3 +54,22 @@ def test_predict_logits_bf16_is_close_to_float32():
     assert half.dtype == torch.float32
     # bf16 keeps 8 bits of mantissa: logits agree to a few percent of their spread.
     assert (half - full).abs().max() <= 0.05 * full.abs().max()
+
+
+
+def test_resolve_amp_auto_is_float32_on_cpu_even_with_native_bf16(monkeypatch):
+    monkeypatch.setattr(inference, "cpu_has_native_bf16", lambda: True)
+    cpu = torch.device("cpu")
+    assert inference.resolve_amp(cpu, "auto") == "off" and inference.resolve_amp(torch.device("cuda"), "auto") == "bf16"
+    assert inference.resolve_amp(cpu, "bf16") == "bf16" and inference.resolve_amp(cpu, "fp16") == "fp16"
+    model = _trained_pointnet()
+    points = torch.randn(3, 64, 3, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(predict_logits(model, points), predict_logits(model, points, amp="off"), rtol=0, atol=0)
+
+def test_cpu_has_native_bf16_reads_the_cpu_flags():
+    flags = set()
+    try:
+        flags = {f for line in open("/proc/cpuinfo") if line.startswith("flags") for f in line.split(":", 1)[1].split()}
+    except OSError:
+        pass
+    assert inference.cpu_has_native_bf16() == bool(flags & {"avx512_bf16", "amx_bf16"})
