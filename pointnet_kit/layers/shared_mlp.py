@@ -171,9 +171,9 @@ class SharedMLP(nn.Sequential):
         Shapes: ``x: (B, channels[0], N) -> (B, channels[-1])``.
         """
         tail = self._fusable_tail()
-        # Under torch.export / torch.compile the plain graph is traced: the chunking below would
-        # specialise on the batch and point counts, and the compiler fuses the plain form anyway.
-        if tail is None or _has_hooks(self) or torch.compiler.is_compiling():
+        # Under torch.export the plain graph is traced: the chunking below would specialise on the
+        # batch and point counts, and an exported model must take any.
+        if tail is None or _has_hooks(self) or torch.compiler.is_exporting():
             return self(x).max(dim=2).values
         start, conv, bn = tail
         h = x
