@@ -60,7 +60,7 @@ class EdgeConv(nn.Module):
     def neighbours(self, x: Tensor) -> Tensor:
         """The ``k`` nearest points of each point in feature space, itself included: ``(B, N, k)``."""
         points = x.detach().transpose(1, 2)  # (B, N, C)
-        return grouping.knn(points, points, min(self.k, points.shape[1]))
+        return grouping.knn(points, points, torch.sym_min(self.k, points.shape[1]))  # symbolic when exporting
 
     def edge_response(self, x: Tensor, index: Tensor) -> Tensor:
         """The convolution on every edge, before norm: ``(B, C', N, k)``, in the factored form."""

@@ -40,8 +40,19 @@ def square_distance(a: Tensor, b: Tensor) -> Tensor:
 
 
 def _chunk(batch: int, rows: int, cols: int) -> int:
-    """How many of ``rows`` queries to take at once so that one ``(batch, chunk, cols)`` block stays small."""
+    """How many of ``rows`` queries to take at once so that one ``(batch, chunk, cols)`` block stays small.
+
+    Under ``torch.export`` all rows at once: a chunk size computed from symbolic sizes would pin the
+    exported graph's batch and point count to the example's.
+    """
+    if torch.compiler.is_exporting():
+        return rows
     return max(1, min(rows, _CHUNK_ELEMENTS // max(1, batch * cols)))
+
+
+def _starts(rows: int, step: int) -> range | list[int]:
+    """First row of each chunk (one chunk under ``torch.export``, where ``rows`` may be symbolic)."""
+    return [0] if torch.compiler.is_exporting() else range(0, rows, step)
 
 
 @torch.no_grad()
@@ -60,10 +71,12 @@ def farthest_point_sample(
     distance to the nearest chosen point, ``(B, N)``.
     """
     b, n, _ = xyz.shape
-    if not 0 < num_samples <= n:
-        raise ValueError(f"cannot sample {num_samples} of {n} points")
     xyz = xyz[..., :3]
     device = xyz.device
+    if torch.compiler.is_exporting():
+        return _farthest_point_sample_scan(xyz, num_samples)
+    if not 0 < num_samples <= n:
+        raise ValueError(f"cannot sample {num_samples} of {n} points")
     if generator is None:
         current = torch.zeros(b, dtype=torch.long, device=device)
     else:
@@ -77,6 +90,32 @@ def farthest_point_sample(
         nearest = torch.minimum(nearest, ((xyz - centre) ** 2).sum(-1))
         current = nearest.argmax(dim=1)
     return chosen
+
+
+def _farthest_point_sample_scan(xyz: Tensor, num_samples: int) -> Tensor:
+    """:func:`farthest_point_sample` from point 0 as one ``scan`` over the ``S`` steps, for ``torch.export``.
+
+    Traced, the Python loop unrolls into ``S`` copies of its body (minutes to export, and the graph
+    fixes ``S`` and so the point count); the scan stays one loop (ONNX ``Scan``) with ``S`` symbolic.
+    Same indices as the loop.
+    """
+    from torch._higher_order_ops.scan import scan  # prototype API; only reached while exporting
+
+    b, n, _ = xyz.shape
+    rows = torch.arange(b, device=xyz.device)
+
+    def step(carry: tuple[Tensor, Tensor], _: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
+        nearest, current = carry  # (B, N), (B,)
+        centre = xyz[rows, current].unsqueeze(1)  # (B, 1, 3)
+        nearest = torch.minimum(nearest, ((xyz - centre) ** 2).sum(-1))
+        return (nearest, nearest.argmax(dim=1)), current.clone()
+
+    init = (
+        torch.full((b, n), float("inf"), dtype=xyz.dtype, device=xyz.device),
+        torch.zeros(b, dtype=torch.long, device=xyz.device),
+    )
+    _, chosen = scan(step, init, xyz.new_zeros(num_samples))  # chosen (S, B)
+    return chosen.transpose(0, 1)
 
 
 @torch.no_grad()
@@ -99,7 +138,7 @@ def ball_query(radius: float, num_neighbors: int, xyz: Tensor, centers: Tensor) 
     out = torch.empty(b, s, k, dtype=torch.long, device=xyz.device)
     arange_n = torch.arange(n, device=xyz.device).view(1, 1, n)
     step = _chunk(b, s, n)
-    for start in range(0, s, step):
+    for start in _starts(s, step):
         dist = square_distance(centers[:, start : start + step], xyz)  # (B, s', N)
         inside = dist <= radius * radius
         rank = inside.long().cumsum(-1)  # 1-based position among the inside points (ONNX: no bool cumsum)
@@ -123,11 +162,11 @@ def knn(query: Tensor, points: Tensor, k: int) -> Tensor:
     """
     b, m, _ = query.shape
     n = points.shape[1]
-    if not 0 < k <= n:
+    if not torch.compiler.is_exporting() and not 0 < k <= n:  # exporting: k may be symbolic
         raise ValueError(f"cannot take {k} nearest of {n} points")
     out = torch.empty(b, m, k, dtype=torch.long, device=query.device)
     step = _chunk(b, m, n)
-    for start in range(0, m, step):
+    for start in _starts(m, step):
         dist = square_distance(query[:, start : start + step], points)  # (B, m', N)
         out[:, start : start + step] = dist.topk(k, dim=-1, largest=False, sorted=True).indices
     return out
@@ -162,7 +201,7 @@ def three_nn(unknown: Tensor, known: Tensor) -> tuple[Tensor, Tensor]:
     dists = torch.empty(b, n, 3, dtype=unknown.dtype, device=unknown.device)
     index = torch.empty(b, n, 3, dtype=torch.long, device=unknown.device)
     step = _chunk(b, n, s)
-    for start in range(0, n, step):
+    for start in _starts(n, step):
         d, i = square_distance(unknown[:, start : start + step], known).topk(3, dim=-1, largest=False)
         dists[:, start : start + step], index[:, start : start + step] = d, i
     return dists, index

@@ -80,14 +80,16 @@ class SetAbstraction(nn.Module):
         if self.num_centroids is None:  # one group of all N points, offsets from the origin
             centroids = xyz.new_zeros(xyz.shape[0], 1, 3)
             return centroids, self.mlps[0](points.unsqueeze(2)).max(dim=3).values  # (B, C', 1)
-        # Small clouds (the embedded datasets' 128 points) keep every point as a centroid.
-        index = grouping.farthest_point_sample(xyz, min(self.num_centroids, xyz.shape[1]))  # (B, S)
+        # Small clouds (the embedded datasets' 128 points) keep every point as a centroid. sym_min keeps
+        # S symbolic under torch.export (min() would pin the point count to one side of S).
+        index = grouping.farthest_point_sample(xyz, torch.sym_min(self.num_centroids, xyz.shape[1]))  # (B, S)
         centroids = xyz.gather(1, index.unsqueeze(-1).expand(-1, -1, 3))  # (B, S, 3)
         offset = centroids.transpose(1, 2).unsqueeze(-1)  # (B, 3, S, 1)
         outs = []
         for radius, k, mlp in zip(self.radii, self.num_neighbors, self.mlps):
             neighbours = grouping.ball_query(radius, k, xyz, centroids)  # (B, S, K)
-            if self.skip_padding and not torch.onnx.is_in_onnx_export():  # ONNX opset 17: no scatter max
+            # Not while exporting: the choice reads data (.item()) and ONNX opset 17 has no scatter max.
+            if self.skip_padding and not torch.compiler.is_exporting() and not torch.onnx.is_in_onnx_export():
                 distinct = neighbours != neighbours[..., :1]  # padding repeats the first index
                 distinct[..., 0] = True
                 # In training, packed rows (with their hand-written BatchNorm statistics) pay for
