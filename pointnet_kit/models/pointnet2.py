@@ -300,10 +300,12 @@ class PointNet2PartSegmentation(PointModel):
         self,
         num_classes: int = 50,
         in_channels: int = 3,
-        num_categories: int = 16,
+        num_categories: int = 0,
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
+        if num_categories < 0:
+            raise ValueError(f"num_categories must be >= 0, got {num_categories}")
         if in_channels < 3:
             raise ValueError(f"in_channels must be at least 3 (xyz), got {in_channels}")
         self.num_classes = num_classes
@@ -362,7 +364,8 @@ def pointnet2_msg(num_classes: int = 40, in_channels: int = 3, **kwargs) -> Poin
 
 @register_model("pointnet2_ssg_seg")
 def pointnet2_ssg_seg(
-    num_classes: int = 50, in_channels: int = 3, num_categories: int = 16, **kwargs
+    num_classes: int = 50, in_channels: int = 3, num_categories: int = 0, **kwargs
 ) -> PointNet2PartSegmentation:
-    """PointNet++ SSG part segmentation with the category one-hot (16 ShapeNetPart categories)."""
+    """PointNet++ SSG part segmentation; ``num_categories > 0`` feeds the category one-hot (the paper:
+    16 on ShapeNetPart). 0 by default, as ``pointnet_seg``, so it runs on any part dataset as is."""
     return PointNet2PartSegmentation(num_classes, in_channels, num_categories, **kwargs)

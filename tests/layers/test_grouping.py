@@ -125,7 +125,7 @@ def test_three_interpolate_matches_numpy():
     for b in range(2):
         d = _np_sqdist(unknown[b].numpy(), known[b].numpy())
         nn3 = np.argsort(d, axis=1)[:, :3]
-        w = 1.0 / (np.take_along_axis(d, nn3, 1) + 1e-8)
+        w = 1.0 / np.maximum(np.take_along_axis(d, nn3, 1), 1e-8)
         w /= w.sum(1, keepdims=True)
         want = (feats[b].numpy()[:, nn3] * w[None]).sum(-1)
         np.testing.assert_allclose(got[b].numpy(), want, rtol=1e-10)
