@@ -89,13 +89,18 @@ def farthest_point_sample(
         current = torch.randint(n, (b,), generator=generator, device=generator.device).to(device)
     chosen = torch.empty(b, num_samples, dtype=torch.long, device=device)
     nearest = torch.full((b, n), float("inf"), dtype=xyz.dtype, device=device)
-    rows = torch.arange(b, device=device)
+    cols = xyz.transpose(1, 2).contiguous()  # (B, 3, N): the sum over xyz adds three contiguous rows
     for i in range(num_samples):
         chosen[:, i] = current
-        centre = xyz[rows, current].unsqueeze(1)  # (B, 1, 3)
-        nearest = torch.minimum(nearest, ((xyz - centre) ** 2).sum(-1))
+        torch.minimum(nearest, _square_distance_to(cols, current), out=nearest)
         current = nearest.argmax(dim=1)
     return chosen
+
+
+def _square_distance_to(cols: Tensor, index: Tensor) -> Tensor:
+    """Squared distances ``(B, N)`` from every point of ``cols (B, 3, N)`` to point ``index (B,)`` of its cloud."""
+    centre = cols.gather(2, index.view(-1, 1, 1).expand(-1, cols.shape[1], 1))  # (B, 3, 1)
+    return (cols - centre).square().sum(1)
 
 
 def _farthest_point_sample_scan(xyz: Tensor, num_samples: int) -> Tensor:
@@ -108,12 +113,11 @@ def _farthest_point_sample_scan(xyz: Tensor, num_samples: int) -> Tensor:
     from torch._higher_order_ops.scan import scan  # prototype API; only reached while exporting
 
     b, n, _ = xyz.shape
-    rows = torch.arange(b, device=xyz.device)
+    cols = xyz.transpose(1, 2).contiguous()  # (B, 3, N)
 
     def step(carry: tuple[Tensor, Tensor], _: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
         nearest, current = carry  # (B, N), (B,)
-        centre = xyz[rows, current].unsqueeze(1)  # (B, 1, 3)
-        nearest = torch.minimum(nearest, ((xyz - centre) ** 2).sum(-1))
+        nearest = torch.minimum(nearest, _square_distance_to(cols, current))
         return (nearest, nearest.argmax(dim=1)), current.clone()
 
     init = (
