@@ -26,11 +26,12 @@ BASELINES = {
     "dgcnn": CLASSIFY,
     "pointnet2_ssg_seg": PARTS,
     "pointnet2_ssg_seg_category": [*PARTS, "model.kwargs.num_categories=2"],
+    "dgcnn_seg_category": [*PARTS, "model.kwargs.num_categories=2"],
 }
 
 
 def _name(key: str) -> str:
-    return "pointnet2_ssg_seg" if key.startswith("pointnet2_ssg_seg") else key
+    return key.removesuffix("_category")
 
 
 @pytest.fixture(scope="module", params=list(BASELINES))
