@@ -2,8 +2,8 @@
 predict, export to ONNX with parity, run the exported file, and ``viz predictions``.
 
 Tiny settings (two classes or categories, 32 points, 80 training shapes): each model's train + eval +
-predict + viz takes a few seconds. The ONNX exports are marked slow (each is a torch.export and an ONNX
-translation, 10-30 s on a busy 2-core machine), and so are the runs that repeat another's code path.
+predict + viz takes 2-4 s. The ONNX exports are marked slow (each is a torch.export and an ONNX
+translation: 4-8 s, 15-30 s on a busy 2-core machine), and so are the runs that repeat another's code path.
 """
 
 from __future__ import annotations
