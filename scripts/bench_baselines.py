@@ -5,16 +5,17 @@ One JSON object per (model, mode) on stdout. The reference has the same architec
 weights (copied; the script first checks that both give the same eval logits) but does its
 neighbourhood work the common way:
 
-* PointNet++: farthest point sampling as a Python loop over the centroids, run per batch element
-  (``--ref-fps batched`` vectorises it over the batch instead, as some ports do); ball query by
+* PointNet++: farthest point sampling as a Python loop over the centroids, vectorised over the batch
+  as the most used port does (``--ref-fps per_element`` loops over the batch elements too); ball query by
   masking the full (B, S, N) distance matrix with N and sorting it; grouping by fancy indexing with
   a batch index; the shared MLP on (B, C, K, S).
 * DGCNN: the full (B, N, N) distance matrix and ``topk``; edge features (B, 2C, N, k) built by flat
   fancy indexing, then ``Conv2d(1x1)`` on them.
 
 Ours: :mod:`pointnet_kit.layers.grouping` (FPS vectorised over the batch, ball query by running count,
-``gather``), the set-abstraction MLP on each ball's distinct points only (BatchNorm statistics still
-count the padding copies: the same function), and the factored EdgeConv. Steps are interleaved
+``gather``), the set-abstraction MLP as ``Linear`` + ``BatchNorm`` on rows ``(B*S*K, C)`` with the last
+ReLU after the max (on each ball's distinct points only when most of the block is padding, BatchNorm
+statistics still counting the copies: the same function), and the factored EdgeConv. Steps are interleaved
 A B A B in one process; the ratio is reference time / our time per round (median, min, max over rounds). ``peak_memory_mb`` (CPU, Linux):
 a fresh process runs two steps of one variant; ``peak_rss_mb`` is its peak resident memory (torch and
 the model included), ``step_mb`` the peak minus the resident memory just before the steps.
@@ -342,7 +343,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--ref-fps", choices=["per_element", "batched"], default="per_element")
+    parser.add_argument("--ref-fps", choices=["per_element", "batched"], default="batched")
     parser.add_argument("--data", default=None, metavar="H5", help="take the clouds from this ModelNet-layout HDF5 file")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-variant memory subprocesses")
     parser.add_argument("--memory-of", nargs=3, metavar=("MODEL", "VARIANT", "MODE"), help=argparse.SUPPRESS)

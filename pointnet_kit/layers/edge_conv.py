@@ -9,14 +9,14 @@ Same numbers up to rounding (checked by ``pointnet-kit equivalence``), ``k`` tim
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import grouping
-from .conv_mlp import leaky_relu
+from .conv_mlp import ConvMLP, leaky_relu
 
 __all__ = ["EdgeConv", "edge_features"]
 
@@ -38,6 +38,9 @@ class EdgeConv(nn.Module):
         norm: ``"batch"`` or ``None``.
         activation: factory for the activation (DGCNN: LeakyReLU 0.2).
         bias: convolution bias (the reference has none; BatchNorm follows).
+        more_widths: further per-edge layers ``Conv2d(1x1) -> norm -> activation`` after the first,
+            before the max (DGCNN's segmentation network: ``EdgeConv(3, 64, more_widths=[64])``);
+            ``out_channels`` is then the first layer's width and the output has ``more_widths[-1]``.
 
     ``forward(x, index=None)`` takes precomputed neighbours ``index (B, N, k)`` or finds them.
     """
@@ -50,17 +53,24 @@ class EdgeConv(nn.Module):
         norm: str | None = "batch",
         activation: Callable[[], nn.Module] | None = leaky_relu,
         bias: bool = False,
+        more_widths: Sequence[int] = (),
     ) -> None:
         super().__init__()
-        self.in_channels, self.out_channels, self.k = in_channels, out_channels, k
+        self.in_channels, self.k = in_channels, k
+        self.out_channels = more_widths[-1] if more_widths else out_channels
         self.conv = nn.Conv2d(2 * in_channels, out_channels, kernel_size=1, bias=bias)
         self.norm = nn.BatchNorm2d(out_channels) if norm == "batch" else nn.Identity()
         self.act = activation() if activation is not None else nn.Identity()
+        # (B, C', N, k) -> (B, more_widths[-1], N, k); an empty Sequential when there are none
+        self.more = (
+            ConvMLP([out_channels, *more_widths], dim=2, norm=norm, activation=activation, bias=bias)
+            if more_widths else nn.Sequential()
+        )
 
     def neighbours(self, x: Tensor) -> Tensor:
         """The ``k`` nearest points of each point in feature space, itself included: ``(B, N, k)``."""
         points = x.detach().transpose(1, 2)  # (B, N, C)
-        return grouping.knn(points, points, min(self.k, points.shape[1]))
+        return grouping.knn(points, points, torch.sym_min(self.k, points.shape[1]))  # symbolic when exporting
 
     def edge_response(self, x: Tensor, index: Tensor) -> Tensor:
         """The convolution on every edge, before norm: ``(B, C', N, k)``, in the factored form."""
@@ -74,4 +84,4 @@ class EdgeConv(nn.Module):
         if index is None:
             index = self.neighbours(x)
         # max(dim), not amax: its backward scatters through the argmax instead of a full tie-count pass.
-        return self.act(self.norm(self.edge_response(x, index))).max(dim=3).values
+        return self.more(self.act(self.norm(self.edge_response(x, index)))).max(dim=3).values

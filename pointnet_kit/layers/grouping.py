@@ -8,8 +8,13 @@ to the features through ``gather``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import torch
 from torch import Tensor
+
+T = TypeVar("T")
 
 __all__ = [
     "square_distance",
@@ -39,9 +44,21 @@ def square_distance(a: Tensor, b: Tensor) -> Tensor:
     return dist.clamp_min_(0.0)
 
 
-def _chunk(batch: int, rows: int, cols: int) -> int:
-    """How many of ``rows`` queries to take at once so that one ``(batch, chunk, cols)`` block stays small."""
-    return max(1, min(rows, _CHUNK_ELEMENTS // max(1, batch * cols)))
+def _by_query_chunks(fn: Callable[[Tensor], T], queries: Tensor, cols: int) -> T:
+    """``fn`` on chunks of the query rows ``queries (B, M, C)``, results concatenated along dim 1.
+
+    Chunks keep each ``(B, M', cols)`` distance block to about ``_CHUNK_ELEMENTS``. One call under
+    ``torch.export``: a chunk size computed from symbolic sizes would pin the exported graph's batch
+    and point count to the example's. ``fn`` returns a tensor or a tuple of tensors ``(B, M', ...)``.
+    """
+    b, rows = queries.shape[:2]
+    step = max(1, _CHUNK_ELEMENTS // max(1, b * cols))
+    if torch.compiler.is_exporting() or step >= rows:
+        return fn(queries)
+    parts = [fn(queries[:, start : start + step]) for start in range(0, rows, step)]
+    if isinstance(parts[0], tuple):
+        return tuple(torch.cat(chunk, dim=1) for chunk in zip(*parts))  # type: ignore[return-value]
+    return torch.cat(parts, dim=1)  # type: ignore[arg-type]
 
 
 @torch.no_grad()
@@ -60,23 +77,55 @@ def farthest_point_sample(
     distance to the nearest chosen point, ``(B, N)``.
     """
     b, n, _ = xyz.shape
-    if not 0 < num_samples <= n:
-        raise ValueError(f"cannot sample {num_samples} of {n} points")
     xyz = xyz[..., :3]
     device = xyz.device
+    if torch.compiler.is_exporting():
+        return _farthest_point_sample_scan(xyz, num_samples)
+    if not 0 < num_samples <= n:
+        raise ValueError(f"cannot sample {num_samples} of {n} points")
     if generator is None:
         current = torch.zeros(b, dtype=torch.long, device=device)
     else:
         current = torch.randint(n, (b,), generator=generator, device=generator.device).to(device)
     chosen = torch.empty(b, num_samples, dtype=torch.long, device=device)
     nearest = torch.full((b, n), float("inf"), dtype=xyz.dtype, device=device)
-    rows = torch.arange(b, device=device)
+    cols = xyz.transpose(1, 2).contiguous()  # (B, 3, N): the sum over xyz adds three contiguous rows
     for i in range(num_samples):
         chosen[:, i] = current
-        centre = xyz[rows, current].unsqueeze(1)  # (B, 1, 3)
-        nearest = torch.minimum(nearest, ((xyz - centre) ** 2).sum(-1))
+        torch.minimum(nearest, _square_distance_to(cols, current), out=nearest)
         current = nearest.argmax(dim=1)
     return chosen
+
+
+def _square_distance_to(cols: Tensor, index: Tensor) -> Tensor:
+    """Squared distances ``(B, N)`` from every point of ``cols (B, 3, N)`` to point ``index (B,)`` of its cloud."""
+    centre = cols.gather(2, index.view(-1, 1, 1).expand(-1, cols.shape[1], 1))  # (B, 3, 1)
+    return (cols - centre).square().sum(1)
+
+
+def _farthest_point_sample_scan(xyz: Tensor, num_samples: int) -> Tensor:
+    """:func:`farthest_point_sample` from point 0 as one ``scan`` over the ``S`` steps, for ``torch.export``.
+
+    Traced, the Python loop unrolls into ``S`` copies of its body (minutes to export, and the graph
+    fixes ``S`` and so the point count); the scan stays one loop (ONNX ``Scan``) with ``S`` symbolic.
+    Same indices as the loop.
+    """
+    from torch._higher_order_ops.scan import scan  # prototype API; only reached while exporting
+
+    b, n, _ = xyz.shape
+    cols = xyz.transpose(1, 2).contiguous()  # (B, 3, N)
+
+    def step(carry: tuple[Tensor, Tensor], _: Tensor) -> tuple[tuple[Tensor, Tensor], Tensor]:
+        nearest, current = carry  # (B, N), (B,)
+        nearest = torch.minimum(nearest, _square_distance_to(cols, current))
+        return (nearest, nearest.argmax(dim=1)), current.clone()
+
+    init = (
+        torch.full((b, n), float("inf"), dtype=xyz.dtype, device=xyz.device),
+        torch.zeros(b, dtype=torch.long, device=xyz.device),
+    )
+    _, chosen = scan(step, init, xyz.new_zeros(num_samples))  # chosen (S, B)
+    return chosen.transpose(0, 1)
 
 
 @torch.no_grad()
@@ -94,13 +143,11 @@ def ball_query(radius: float, num_neighbors: int, xyz: Tensor, centers: Tensor) 
     Selection by a running count (``cumsum``) and one ``scatter``, no sort over ``N``.
     """
     b, n, _ = xyz.shape
-    s = centers.shape[1]
     k = num_neighbors
-    out = torch.empty(b, s, k, dtype=torch.long, device=xyz.device)
     arange_n = torch.arange(n, device=xyz.device).view(1, 1, n)
-    step = _chunk(b, s, n)
-    for start in range(0, s, step):
-        dist = square_distance(centers[:, start : start + step], xyz)  # (B, s', N)
+
+    def block(centres: Tensor) -> Tensor:  # (B, S', 3) -> (B, S', K)
+        dist = square_distance(centres, xyz)  # (B, S', N)
         inside = dist <= radius * radius
         rank = inside.long().cumsum(-1)  # 1-based position among the inside points (ONNX: no bool cumsum)
         # Slot rank-1 for the first K inside points, a spare slot K for everything else.
@@ -110,8 +157,9 @@ def ball_query(radius: float, num_neighbors: int, xyz: Tensor, centers: Tensor) 
         picked = picked[..., :k]
         first = picked[..., :1]
         first = torch.where(first == n, dist.argmin(-1, keepdim=True), first)  # empty ball
-        out[:, start : start + dist.shape[1]] = torch.where(picked == n, first, picked)
-    return out
+        return torch.where(picked == n, first, picked)
+
+    return _by_query_chunks(block, centers, n)
 
 
 @torch.no_grad()
@@ -121,16 +169,12 @@ def knn(query: Tensor, points: Tensor, k: int) -> Tensor:
     Nearest first; a query that is one of the points finds itself first (distance 0). Any ``C``
     (DGCNN searches in feature space).
     """
-    b, m, _ = query.shape
     n = points.shape[1]
-    if not 0 < k <= n:
+    if not torch.compiler.is_exporting() and not 0 < k <= n:  # exporting: k may be symbolic
         raise ValueError(f"cannot take {k} nearest of {n} points")
-    out = torch.empty(b, m, k, dtype=torch.long, device=query.device)
-    step = _chunk(b, m, n)
-    for start in range(0, m, step):
-        dist = square_distance(query[:, start : start + step], points)  # (B, m', N)
-        out[:, start : start + step] = dist.topk(k, dim=-1, largest=False, sorted=True).indices
-    return out
+    return _by_query_chunks(
+        lambda rows: square_distance(rows, points).topk(k, dim=-1, largest=False, sorted=True).indices, query, n
+    )  # distances (B, M', N) per chunk
 
 
 def group(features: Tensor, index: Tensor) -> Tensor:
@@ -155,31 +199,28 @@ def three_nn(unknown: Tensor, known: Tensor) -> tuple[Tensor, Tensor]:
 
     Returns ``(squared distances (B, N, 3), indices (B, N, 3))``, nearest first. Needs ``S >= 3``.
     """
-    b, n, _ = unknown.shape
     s = known.shape[1]
     if s < 3:
         raise ValueError(f"three_nn needs at least 3 known points, got {s}")
-    dists = torch.empty(b, n, 3, dtype=unknown.dtype, device=unknown.device)
-    index = torch.empty(b, n, 3, dtype=torch.long, device=unknown.device)
-    step = _chunk(b, n, s)
-    for start in range(0, n, step):
-        d, i = square_distance(unknown[:, start : start + step], known).topk(3, dim=-1, largest=False)
-        dists[:, start : start + step], index[:, start : start + step] = d, i
-    return dists, index
+    found = _by_query_chunks(lambda rows: tuple(square_distance(rows, known).topk(3, dim=-1, largest=False)), unknown, s)
+    return found[0], found[1]
 
 
 def three_interpolate(unknown: Tensor, known: Tensor, known_features: Tensor, eps: float = 1e-8) -> Tensor:
     """Feature propagation: ``known_features (B, C, S)`` at ``known (B, S, 3)`` -> ``(B, C, N)`` at ``unknown``.
 
-    Inverse squared-distance weights over the 3 nearest known points (as the PointNet++ code does);
-    with a single known point (after a group-all layer) its feature is copied to every point.
+    Inverse squared-distance weights over the 3 nearest known points, ``1 / max(d, eps)`` (the
+    PointNet++ code's ``1 / (d + eps)`` up to a relative ``eps / d``); with a single known point (after
+    a group-all layer) its feature is copied to every point.
     """
     b, c, s = known_features.shape
     n = unknown.shape[1]
     if s == 1:
         return known_features.expand(-1, -1, n)
     dists, index = three_nn(unknown, known)  # (B, N, 3)
-    weight = 1.0 / (dists + eps)
+    # clamp, not + eps: the ONNX exporter's optimizer drops "+ 1e-8" as "+ 0" (abs_tol 1e-8), and a
+    # point on a known point (d = 0) then gets an infinite weight and NaN features.
+    weight = 1.0 / dists.clamp_min(eps)
     weight = weight / weight.sum(-1, keepdim=True)  # (B, N, 3)
     neighbours = group(known_features, index)  # (B, C, N, 3)
     return (neighbours * weight.unsqueeze(1)).sum(-1)

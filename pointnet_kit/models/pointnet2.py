@@ -79,15 +79,21 @@ class SetAbstraction(nn.Module):
             points = torch.cat([points, features], dim=1)  # (B, 3 + D, N)
         if self.num_centroids is None:  # one group of all N points, offsets from the origin
             centroids = xyz.new_zeros(xyz.shape[0], 1, 3)
+            if self.skip_padding and not torch.compiler.is_exporting() and not torch.onnx.is_in_onnx_export():
+                b, n, _ = xyz.shape
+                everything = torch.arange(n, device=xyz.device).expand(b, 1, n)  # (B, 1, N): one ball
+                return centroids, _unique_pairs_mlp(self.mlps[0], points, centroids, everything, None)  # (B, C', 1)
             return centroids, self.mlps[0](points.unsqueeze(2)).max(dim=3).values  # (B, C', 1)
-        # Small clouds (the embedded datasets' 128 points) keep every point as a centroid.
-        index = grouping.farthest_point_sample(xyz, min(self.num_centroids, xyz.shape[1]))  # (B, S)
+        # Small clouds (the embedded datasets' 128 points) keep every point as a centroid. sym_min keeps
+        # S symbolic under torch.export (min() would pin the point count to one side of S).
+        index = grouping.farthest_point_sample(xyz, torch.sym_min(self.num_centroids, xyz.shape[1]))  # (B, S)
         centroids = xyz.gather(1, index.unsqueeze(-1).expand(-1, -1, 3))  # (B, S, 3)
         offset = centroids.transpose(1, 2).unsqueeze(-1)  # (B, 3, S, 1)
         outs = []
         for radius, k, mlp in zip(self.radii, self.num_neighbors, self.mlps):
             neighbours = grouping.ball_query(radius, k, xyz, centroids)  # (B, S, K)
-            if self.skip_padding and not torch.onnx.is_in_onnx_export():  # ONNX opset 17: no scatter max
+            # Not while exporting: the choice reads data (.item()) and ONNX opset 17 has no scatter max.
+            if self.skip_padding and not torch.compiler.is_exporting() and not torch.onnx.is_in_onnx_export():
                 distinct = neighbours != neighbours[..., :1]  # padding repeats the first index
                 distinct[..., 0] = True
                 # In training, packed rows (with their hand-written BatchNorm statistics) pay for
@@ -96,7 +102,9 @@ class SetAbstraction(nn.Module):
                 limit = PACKED_MAX_FILL if self.training else 1.0
                 if distinct.sum().item() <= limit * distinct.numel():
                     outs.append(_unique_pairs_mlp(mlp, points, centroids, neighbours, distinct))
-                    continue
+                else:  # every pair, padding included, as rows: Linear and BatchNorm over (B*S*K, C)
+                    outs.append(_unique_pairs_mlp(mlp, points, centroids, neighbours, None))
+                continue
             first = mlp[0]
             if _factor_first_layer(first):
                 # Wide input (later levels): the first layer is linear, so
@@ -153,7 +161,7 @@ def _batch_norm_with_padding(x: Tensor, bn: nn.BatchNorm2d, first: Tensor, extra
 
 
 def _unique_pairs_mlp(
-    mlp: SharedMLP2d, points: Tensor, centroids: Tensor, neighbours: Tensor, distinct: Tensor
+    mlp: SharedMLP2d, points: Tensor, centroids: Tensor, neighbours: Tensor, distinct: Tensor | None
 ) -> Tensor:
     """The set-abstraction MLP and max over neighbours, run on each ball's distinct points only.
 
@@ -163,15 +171,22 @@ def _unique_pairs_mlp(
     dense ``(B, C, S, K)`` MLP while multiplying only the distinct pairs, packed as rows ``(M, C)``.
 
     ``points (B, 3 + D, N)``, ``centroids (B, S, 3)``, ``neighbours (B, S, K)``, ``distinct (B, S, K)``
-    (False on padding copies) -> ``(B, C', S)``.
+    (False on padding copies) -> ``(B, C', S)``. ``distinct=None`` runs every pair, padding included,
+    with the native BatchNorm: the dense block's numbers in the rows layout, where matmuls and
+    BatchNorm run faster on CPU than ``Conv2d(1x1)`` and ``BatchNorm2d`` over ``(B, C, S, K)``.
     """
     b, c, n = points.shape
     _, s, k = neighbours.shape
-    counts = distinct.sum(-1).view(-1)  # (G,) distinct points per ball, G = B * S
-    packed = distinct.view(-1).nonzero().squeeze(1)  # (M,) positions in the (G, K) block, row-major
-    group = packed // k  # (M,) which ball
-    rows = neighbours.view(-1).index_select(0, packed) + (group // s) * n  # (M,) rows of (B * N)
-    first = counts.cumsum(0) - counts  # (G,) packed row of each ball's first point
+    if distinct is None:
+        group = torch.arange(b * s, device=points.device).repeat_interleave(k)  # (M = G * K,) which ball
+        offsets = torch.arange(b, device=points.device).view(b, 1, 1) * n
+        rows = (neighbours + offsets).view(-1)  # (M,) rows of (B * N)
+    else:
+        counts = distinct.sum(-1).view(-1)  # (G,) distinct points per ball, G = B * S
+        packed = distinct.view(-1).nonzero().squeeze(1)  # (M,) positions in the (G, K) block, row-major
+        group = packed // k  # (M,) which ball
+        rows = neighbours.view(-1).index_select(0, packed) + (group // s) * n  # (M,) rows of (B * N)
+        first = counts.cumsum(0) - counts  # (G,) packed row of each ball's first point
     table = points.transpose(1, 2).reshape(b * n, c)  # (B * N, 3 + D)
     centre = centroids.reshape(b * s, 3)
     conv = mlp[0]
@@ -185,17 +200,37 @@ def _unique_pairs_mlp(
         x = table.index_select(0, rows)  # (M, 3 + D)
         x = torch.cat([x[:, :3] - centre.index_select(0, group), x[:, 3:]], dim=1)
         x = F.linear(x, weight, conv.bias)
-    for layer in list(mlp)[1:]:
+    layers = list(mlp)[1:]
+    # ReLU is monotone, so max_k relu(y_k) = relu(max_k y_k), with the same gradient (routed to the
+    # argmax, or zero where the max is <= 0): the last ReLU runs on the pooled (G, C') only.
+    relu_last = bool(layers) and isinstance(layers[-1], nn.ReLU)
+    for layer in layers[:-1] if relu_last else layers:
         if isinstance(layer, nn.Conv2d):
             x = F.linear(x, layer.weight.flatten(1), layer.bias)
         elif isinstance(layer, nn.BatchNorm2d):
-            x = _batch_norm_with_padding(x, layer, first, k - counts, b * s * k)
+            x = _batch_norm(x, layer) if distinct is None else _batch_norm_with_padding(x, layer, first, k - counts, b * s * k)
         else:
             x = layer(x)
-    out = x.new_zeros(b * s, x.shape[1]).scatter_reduce(
-        0, group.unsqueeze(1).expand_as(x), x, reduce="amax", include_self=False
-    )  # (G, C'): max over each ball's rows
+    if distinct is None:
+        out = x.view(b * s, k, -1).max(dim=1).values  # (G, C')
+    else:
+        out = x.new_zeros(b * s, x.shape[1]).scatter_reduce(
+            0, group.unsqueeze(1).expand_as(x), x, reduce="amax", include_self=False
+        )  # (G, C'): max over each ball's rows
+    if relu_last:
+        out = torch.relu(out)
     return out.view(b, s, -1).transpose(1, 2)
+
+
+def _batch_norm(x: Tensor, bn: nn.BatchNorm2d) -> Tensor:
+    """``bn`` on rows ``x (M, C)``: what ``nn.BatchNorm2d`` does on the same values laid out ``(B, C, S, K)``."""
+    momentum = 0.0 if bn.momentum is None else bn.momentum
+    if bn.training and bn.track_running_stats:
+        bn.num_batches_tracked.add_(1)
+        if bn.momentum is None:
+            momentum = 1.0 / float(bn.num_batches_tracked)
+    use_batch = bn.training or not bn.track_running_stats
+    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, use_batch, momentum, bn.eps)
 
 
 class FeaturePropagation(nn.Module):
@@ -298,10 +333,12 @@ class PointNet2PartSegmentation(PointModel):
         self,
         num_classes: int = 50,
         in_channels: int = 3,
-        num_categories: int = 16,
+        num_categories: int = 0,
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
+        if num_categories < 0:
+            raise ValueError(f"num_categories must be >= 0, got {num_categories}")
         if in_channels < 3:
             raise ValueError(f"in_channels must be at least 3 (xyz), got {in_channels}")
         self.num_classes = num_classes
@@ -360,7 +397,8 @@ def pointnet2_msg(num_classes: int = 40, in_channels: int = 3, **kwargs) -> Poin
 
 @register_model("pointnet2_ssg_seg")
 def pointnet2_ssg_seg(
-    num_classes: int = 50, in_channels: int = 3, num_categories: int = 16, **kwargs
+    num_classes: int = 50, in_channels: int = 3, num_categories: int = 0, **kwargs
 ) -> PointNet2PartSegmentation:
-    """PointNet++ SSG part segmentation with the category one-hot (16 ShapeNetPart categories)."""
+    """PointNet++ SSG part segmentation; ``num_categories > 0`` feeds the category one-hot (the paper:
+    16 on ShapeNetPart). 0 by default, as ``pointnet_seg``, so it runs on any part dataset as is."""
     return PointNet2PartSegmentation(num_classes, in_channels, num_categories, **kwargs)

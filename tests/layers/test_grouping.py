@@ -125,7 +125,7 @@ def test_three_interpolate_matches_numpy():
     for b in range(2):
         d = _np_sqdist(unknown[b].numpy(), known[b].numpy())
         nn3 = np.argsort(d, axis=1)[:, :3]
-        w = 1.0 / (np.take_along_axis(d, nn3, 1) + 1e-8)
+        w = 1.0 / np.maximum(np.take_along_axis(d, nn3, 1), 1e-8)
         w /= w.sum(1, keepdims=True)
         want = (feats[b].numpy()[:, nn3] * w[None]).sum(-1)
         np.testing.assert_allclose(got[b].numpy(), want, rtol=1e-10)
@@ -144,3 +144,26 @@ def test_ops_run_in_float32():
     # Every centre is one of the points, so it is in its own ball.
     assert (ball == idx.unsqueeze(-1)).any(-1).all()
     assert grouping.knn(centres, x, 4).shape == (2, 16, 4)
+
+
+class _Sampler(torch.nn.Module):
+    """FPS (S = min(16, N)), a ball query, k-NN and interpolation: the graph ops the models export."""
+
+    def forward(self, xyz: torch.Tensor) -> torch.Tensor:
+        index = grouping.farthest_point_sample(xyz, torch.sym_min(16, xyz.shape[1]))
+        centres = xyz.gather(1, index.unsqueeze(-1).expand(-1, -1, 3))
+        balls = grouping.ball_query(0.3, 8, xyz, centres)  # (B, S, 8)
+        near = grouping.knn(centres, xyz, 4)  # (B, S, 4)
+        feats = grouping.three_interpolate(xyz, centres, centres.transpose(1, 2))  # (B, 3, N)
+        return torch.cat([index.unsqueeze(-1), balls, near], dim=2).double() + feats.sum()
+
+
+def test_exported_ops_keep_fps_one_loop_and_the_batch_dynamic():
+    x = _cloud(2, 40, dtype=torch.float32, seed=10)
+    batch = torch.export.Dim("batch", min=1)
+    program = torch.export.export(_Sampler(), (x,), dynamic_shapes={"xyz": {0: batch}})
+    scans = [n for n in program.graph.nodes if n.target is torch.ops.higher_order.scan]
+    assert len(scans) == 1  # not 16 unrolled steps
+    for b, n in [(2, 40), (3, 40), (1, 40)]:
+        y = _cloud(b, n, dtype=torch.float32, seed=b)
+        assert torch.equal(program.module()(y), _Sampler()(y))

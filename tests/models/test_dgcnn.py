@@ -1,10 +1,11 @@
-"""DGCNN: the reference parameter count, the contract, the factored EdgeConv, and a training step."""
+"""DGCNN and dgcnn_seg: the reference parameter counts, the contract, the factored EdgeConv, training steps."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from pointnet_kit.errors import PointNetKitError
 from pointnet_kit.layers import grouping
 from pointnet_kit.layers.edge_conv import EdgeConv, edge_features
 from pointnet_kit.models import create_model, list_models
@@ -93,3 +94,57 @@ def test_same_seed_same_weights_different_seed_different():
     assert a.keys() == b.keys() == c.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_edge_conv_with_more_layers_runs_them_on_every_edge_before_the_max():
+    layer = EdgeConv(3, 8, k=5, more_widths=[6, 4]).double().eval()
+    x = torch.randn(2, 3, 20, dtype=torch.float64)
+    index = layer.neighbours(x)
+    edges = layer.act(layer.norm(layer.conv(edge_features(x, index))))  # (B, 8, N, k)
+    torch.testing.assert_close(layer(x, index), layer.more(edges).amax(dim=3))
+    assert layer.out_channels == 4 and layer(x).shape == (2, 4, 20)
+
+
+def test_seg_parameter_count_is_the_reference():
+    # DGCNN_partseg of the released code, all convolutions without bias, each followed by BatchNorm
+    # (2 parameters per channel) except the last. Transform_Net: Conv2d 6->64, 64->128, Conv1d 128->1024,
+    # Linear 1024->512, 512->256 (no bias) + BN, Linear 256->9.
+    conv_bn = lambda a, b: a * b + 2 * b  # noqa: E731
+    transform = conv_bn(6, 64) + conv_bn(64, 128) + conv_bn(128, 1024) + conv_bn(1024, 512) + conv_bn(512, 256) + 256 * 9 + 9
+    edges = conv_bn(6, 64) + conv_bn(64, 64) + conv_bn(128, 64) + conv_bn(64, 64) + conv_bn(128, 64)
+    rest = conv_bn(192, 1024) + conv_bn(16, 64) + conv_bn(1280, 256) + conv_bn(256, 256) + conv_bn(256, 128) + 128 * 50
+    model = create_model("dgcnn_seg", num_classes=50, num_categories=16)
+    assert sum(p.numel() for p in model.parameters()) == transform + edges + rest == 1_460_361
+    assert "dgcnn_seg" in list_models()
+
+
+def test_seg_contract_features_and_point_order():
+    model = create_model("dgcnn_seg", seed=0, num_classes=7, num_categories=3).eval()
+    assert (model.task, model.num_classes, model.in_channels, model.num_categories) == ("part_segmentation", 7, 3, 3)
+    points, category = _cloud(2, 40), torch.tensor([0, 2])
+    with torch.no_grad():
+        out = model(points, category)
+        feats = model.forward_features(points, category)
+        other = model(points, torch.tensor([1, 2]))["logits"]
+    assert out["logits"].shape == (2, 40, 7) and out["losses"] == {}
+    assert not torch.allclose(other[0], out["logits"][0]) and torch.allclose(other[1], out["logits"][1])
+    emb = feats["point_features"]
+    assert emb.shape == (2, 1024, 40) and feats["pooled"]["embedding"] is emb
+    torch.testing.assert_close(feats["global_feature"], emb.amax(2))
+    torch.testing.assert_close(feats["transforms"]["input"], torch.eye(3).expand(2, 3, 3))  # identity at init
+    assert [tuple(v.shape) for v in feats["layers"].values()] == [(2, 64, 40)] * 3 + [(2, 1024, 40)]
+    perm = torch.randperm(40, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():  # per-point logits follow their points
+        torch.testing.assert_close(model(points[:, perm], category)["logits"], out["logits"][:, perm], rtol=1e-4, atol=1e-5)
+    with pytest.raises(PointNetKitError, match="category"):
+        model(points)
+
+
+def test_seg_training_step_reaches_every_parameter():
+    model = create_model("dgcnn_seg", seed=0, num_classes=5, in_channels=6, num_categories=2)
+    with torch.no_grad():
+        model.transform.fc.weight.normal_(0, 0.01)  # zero at init: nothing upstream would get a gradient yet
+    logits = model(_cloud(3, 32, 6), torch.tensor([0, 1, 1]))["logits"]
+    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 5), torch.randint(5, (96,), generator=torch.Generator().manual_seed(0)))
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())

@@ -160,17 +160,18 @@ def test_same_seed_same_weights_different_seed_different(name):
     assert any(not torch.equal(a[k], c[k]) for k in a)
 
 
+@pytest.mark.parametrize("max_fill", [1.0, 0.0])  # 1: packed distinct pairs; 0: every pair as rows (training)
 @pytest.mark.parametrize("name", ["pointnet2_ssg", pytest.param("pointnet2_msg", marks=pytest.mark.slow)])
-def test_skipping_ball_padding_computes_the_same_function(name, monkeypatch):
-    """The packed distinct-pair MLP == the dense padded (B, C, S, K) MLP: outputs, gradients and
-    BatchNorm running statistics (train), outputs (eval). Pre-BN conv biases have a true gradient of
+def test_skipping_ball_padding_computes_the_same_function(name, max_fill, monkeypatch):
+    """The packed distinct-pair MLP and the all-pairs rows MLP == the dense padded (B, C, S, K) MLP:
+    outputs, gradients and BatchNorm running statistics (train), outputs (eval). Pre-BN conv biases have a true gradient of
     zero, so gradients are compared relative to the largest one; BatchNorm's backward on small batches
     amplifies float64 rounding to ~1e-10 of that, a wrong count or pairing gives O(1)."""
     import copy
 
     from pointnet_kit.models import pointnet2
 
-    monkeypatch.setattr(pointnet2, "PACKED_MAX_FILL", 1.0)  # always packed, however full the balls
+    monkeypatch.setattr(pointnet2, "PACKED_MAX_FILL", max_fill)
     packed = create_model(name, seed=0, num_classes=4, in_channels=6, dropout=0.0).double()
     dense = copy.deepcopy(packed)
     for level in dense.levels:
