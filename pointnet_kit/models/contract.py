@@ -35,3 +35,11 @@ class PointModel(nn.Module):
 
     def forward_features(self, points: Tensor, category: Tensor | None = None) -> dict[str, Tensor]:  # pragma: no cover
         raise NotImplementedError
+
+
+def check_io(in_channels: int, num_categories: int = 0) -> None:
+    """The inputs every model needs: at least xyz per point, and a non-negative category count."""
+    if in_channels < 3:
+        raise ValueError(f"in_channels must be at least 3 (xyz), got {in_channels}")
+    if num_categories < 0:
+        raise ValueError(f"num_categories must be >= 0, got {num_categories}")

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from ..errors import PointNetKitError
 from ..layers.conv_mlp import ConvMLP, leaky_relu
 from ..layers.edge_conv import EdgeConv
-from .contract import PointModel
+from .contract import PointModel, check_io
 from .registry import register_model
 
 
@@ -39,8 +39,7 @@ class DGCNNClassifier(PointModel):
         widths: tuple[int, ...] = (64, 64, 128, 256),
     ) -> None:
         super().__init__()
-        if in_channels < 3:
-            raise ValueError(f"in_channels must be at least 3 (xyz), got {in_channels}")
+        check_io(in_channels)
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.k = k
@@ -141,8 +140,7 @@ class DGCNNPartSegmentation(PointModel):
         super().__init__()
         if in_channels not in (3, 6):
             raise ValueError(f"in_channels must be 3 (xyz) or 6 (xyz + normals), got {in_channels}")
-        if num_categories < 0:
-            raise ValueError(f"num_categories must be >= 0, got {num_categories}")
+        check_io(in_channels, num_categories)
         self.num_classes, self.in_channels, self.num_categories, self.k = num_classes, in_channels, num_categories, k
         self.transform = DGCNNTransform(k)
         self.edges = nn.ModuleList([

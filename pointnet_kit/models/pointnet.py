@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..layers import SharedMLP, TNet, orthogonality_loss
-from .contract import PointModel
+from .contract import PointModel, check_io
 from .registry import register_model
 
 
@@ -61,8 +61,7 @@ class PointNetEncoder(nn.Module):
         global_dim: int = 1024,
     ) -> None:
         super().__init__()
-        if in_channels < 3:
-            raise ValueError(f"in_channels must be at least 3 (xyz), got {in_channels}")
+        check_io(in_channels)
         self.in_channels = in_channels
         self.global_dim = global_dim
         self.input_tnet = TNet(3) if input_transform else None
@@ -233,8 +232,7 @@ class PointNetSegmentation(_PointNetBase):
         num_categories: int = 0,
     ) -> None:
         super().__init__()
-        if num_categories < 0:
-            raise ValueError(f"num_categories must be >= 0, got {num_categories}")
+        check_io(in_channels, num_categories)
         self._init_encoder(num_classes, in_channels, input_transform, feature_transform, global_dim, feature_transform_weight)
         self.num_categories = num_categories
         self.head = nn.Sequential(

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from ..errors import PointNetKitError
 from ..layers import grouping
 from ..layers.conv_mlp import ConvMLP, SharedMLP2d
-from .contract import PointModel
+from .contract import PointModel, check_io
 from .registry import register_model
 
 # (centroids S or None for group-all, radii, neighbours K per radius, MLP widths per radius)
@@ -293,8 +293,7 @@ class PointNet2Classifier(PointModel):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        if in_channels < 3:
-            raise ValueError(f"in_channels must be at least 3 (xyz), got {in_channels}")
+        check_io(in_channels)
         self.num_classes = num_classes
         self.in_channels = in_channels
         features = in_channels - 3
@@ -337,10 +336,7 @@ class PointNet2PartSegmentation(PointModel):
         dropout: float = 0.5,
     ) -> None:
         super().__init__()
-        if num_categories < 0:
-            raise ValueError(f"num_categories must be >= 0, got {num_categories}")
-        if in_channels < 3:
-            raise ValueError(f"in_channels must be at least 3 (xyz), got {in_channels}")
+        check_io(in_channels, num_categories)
         self.num_classes = num_classes
         self.in_channels = in_channels
         self.num_categories = num_categories

@@ -77,3 +77,9 @@ def test_gradients_reach_every_parameter(name):
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert missing == []
     assert sum(float(p.grad.abs().sum()) for p in model.parameters()) > 0
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_refuses_clouds_without_xyz(name):
+    with pytest.raises(ValueError, match="in_channels must be"):
+        create_model(name, num_classes=4, in_channels=2)
