@@ -38,9 +38,10 @@ def conv1d_to_linear(conv: nn.Conv1d) -> nn.Linear:
     return linear
 
 
-# Elements of the last layer's output computed at once by max_pool (16 MiB of float32): large enough
-# for an efficient GEMM, small enough to stay in cache for the max that follows.
-POOL_CHUNK_ELEMENTS = 1 << 22
+# Elements of the last layer's output computed at once by max_pool (4 MiB of float32, one
+# 1024-point cloud at width 1024): large enough for an efficient GEMM, small enough to stay in cache
+# for the max that follows.
+POOL_CHUNK_ELEMENTS = 1 << 20
 
 
 def _has_hooks(module: nn.Module) -> bool:
@@ -53,24 +54,32 @@ def _chunked_max(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``max over n of (weight @ x[b])[:, n]``: values and (optionally) indices ``(B, C)``, a few clouds at a time.
 
-    ``weight: (C, C_in)``, ``x: (B, C_in, N)``; the ``(B, C, N)`` product never exists whole. The
-    reduction runs over the contiguous last axis (several times faster than over a strided one), and
-    ``amax`` (values only) is another order of magnitude faster than ``max`` with indices.
+    ``weight: (C, C_in)``, ``x: (B, C_in, N)``; the ``(B, C, N)`` product never exists whole. Every
+    chunk's product is written into one reused buffer and its max into the preallocated result: a
+    fresh multi-MiB tensor per chunk costs more in page faults on CPU than the GEMM that fills it
+    (1.8x slower measured on 32 clouds, 1024 points, 128 -> 1024). The reduction runs over the
+    contiguous last axis (several times faster than over a strided one), and ``amax`` (values only)
+    is several times faster than ``max`` with indices. Under autocast the product is computed in the
+    autocast dtype, as a plain ``bmm`` would be.
     """
     batch, _, num_points = x.shape
+    dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
+    weight = weight.to(dtype)
     step = max(1, chunk_elements // max(1, weight.shape[0] * num_points))
-    values, indices = [], []
-    for start in range(0, batch, step):
-        chunk = x[start : start + step]
-        # bmm writes (b, C, N) directly; matmul would compute (b N, C) and then copy it transposed.
-        y = torch.bmm(weight.expand(chunk.shape[0], -1, -1), chunk)  # (b, C, N)
-        if with_indices:
-            v, i = y.max(dim=2)
-            indices.append(i)
-        else:
-            v = y.amax(dim=2)
-        values.append(v)
-    return torch.cat(values), (torch.cat(indices) if with_indices else None)
+    values = torch.empty(batch, weight.shape[0], dtype=dtype, device=x.device)
+    indices = torch.empty(batch, weight.shape[0], dtype=torch.long, device=x.device) if with_indices else None
+    buffer = torch.empty(min(step, batch), weight.shape[0], num_points, dtype=dtype, device=x.device)
+    with torch.autocast(x.device.type, enabled=False):
+        for start in range(0, batch, step):
+            chunk = x[start : start + step].to(dtype)
+            end = start + chunk.shape[0]
+            # bmm writes (b, C, N) directly; matmul would compute (b N, C) and then copy it transposed.
+            y = torch.bmm(weight.expand(chunk.shape[0], -1, -1), chunk, out=buffer[: chunk.shape[0]])
+            if indices is not None:
+                torch.max(y, dim=2, out=(values[start:end], indices[start:end]))
+            else:
+                torch.amax(y, dim=2, out=values[start:end])
+    return values, indices
 
 
 class PointLinear(nn.Linear):
