@@ -12,6 +12,9 @@ from typing import Callable
 
 import torch
 
+from pointnet_kit.allocator import ENV_VAR as MALLOC_ENV_VAR
+from pointnet_kit.allocator import retain_freed_memory
+
 
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
@@ -42,6 +45,7 @@ def device_info(device: torch.device) -> dict:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+        "malloc": malloc_mode(),
         "torch": str(torch.__version__),
     }
 
@@ -52,6 +56,31 @@ def dtype_label(device: torch.device, amp: str) -> str:
 
     amp = resolve_amp(device, amp)
     return {"bf16": "bf16 autocast", "fp16": "fp16 autocast"}.get(amp, "float32")
+
+
+def add_malloc_option(parser: argparse.ArgumentParser) -> None:
+    """``--malloc system|retained``: glibc's defaults (a plain Python process, the reference's users),
+    or freed memory kept for reuse as the ``pointnet-kit`` command line sets it. One process: it applies
+    to both sides of a comparison."""
+    parser.add_argument(
+        "--malloc",
+        choices=["system", "retained"],
+        default="retained" if os.environ.get(MALLOC_ENV_VAR) == "retained" else "system",  # subprocesses follow
+        help="system: glibc's defaults; retained: freed memory kept for reuse, as the pointnet-kit command line "
+        "runs (pointnet_kit/allocator.py). It applies to both sides of a comparison",
+    )
+
+
+def apply_malloc(args: argparse.Namespace) -> None:
+    """Apply ``--malloc`` to this process and (through the environment) to the subprocesses it starts."""
+    os.environ[MALLOC_ENV_VAR] = args.malloc
+    if args.malloc == "retained" and not retain_freed_memory():
+        raise SystemExit("--malloc retained needs glibc's mallopt (Linux)")
+
+
+def malloc_mode() -> str:
+    """What the JSON records say about the allocator: ``retained`` or ``system``."""
+    return os.environ.get(MALLOC_ENV_VAR, "system")
 
 
 def base_parser(doc: str, batch_sizes: list[int], steps: int, warmup: int) -> argparse.ArgumentParser:
@@ -66,6 +95,7 @@ def base_parser(doc: str, batch_sizes: list[int], steps: int, warmup: int) -> ar
     parser.add_argument("--steps", type=int, default=steps)
     parser.add_argument("--warmup", type=int, default=warmup)
     parser.add_argument("--threads", type=int, default=None)
+    add_malloc_option(parser)
     return parser
 
 

@@ -42,6 +42,8 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _bench_common import add_malloc_option, apply_malloc, malloc_mode  # noqa: E402
+
 from pointnet_kit.models import create_model  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------------
@@ -318,6 +320,7 @@ def compare(args: argparse.Namespace, model: str, mode: str) -> dict:
         "data": args.data or "uniform in the unit ball",
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
+        "malloc": malloc_mode(),
         "reference_fps": args.ref_fps if model == "pointnet2_ssg" else None,
         "rounds": args.rounds,
         "ms_ours": round(1000 * statistics.median(times["ours"]), 1),
@@ -346,8 +349,10 @@ def main() -> None:
     parser.add_argument("--ref-fps", choices=["per_element", "batched"], default="batched")
     parser.add_argument("--data", default=None, metavar="H5", help="take the clouds from this ModelNet-layout HDF5 file")
     parser.add_argument("--no-memory", action="store_true", help="skip the per-variant memory subprocesses")
+    add_malloc_option(parser)
     parser.add_argument("--memory-of", nargs=3, metavar=("MODEL", "VARIANT", "MODE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    apply_malloc(args)
     torch.set_num_threads(args.threads)
     if args.memory_of:
         print(json.dumps(memory_of(*args.memory_of, args.batch, args.num_points, args.ref_fps, args.data)))

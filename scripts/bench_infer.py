@@ -39,7 +39,7 @@ import torch
 # This checkout first: the installed `pointnet-kit` may point at another copy of the package.
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 from _bench_common import (  # noqa: E402
-    base_parser, device_info, interleave, matmul_gflops, measure, median_ms, ratio_summary, setup, time_call,
+    apply_malloc, base_parser, device_info, interleave, malloc_mode, matmul_gflops, measure, median_ms, ratio_summary, setup, time_call,
 )
 from _reference_pointnet import ReferencePointNet, reference_predict  # noqa: E402
 
@@ -184,6 +184,7 @@ def vs_reference(args) -> None:
                     "memory_batch": args.memory_batch,
                     "load_avg_1min": os.getloadavg()[0],
                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+                    "malloc": malloc_mode(),
                 }
                 out = steps[name]().float()  # this variant's own logits
                 record["max_abs_logit_diff_vs_plain_fp32"] = float((out - plain).abs().max())
@@ -207,6 +208,7 @@ def main() -> None:
     )
     parser.add_argument("--memory-of", choices=["kit", "kit_bf16", "reference"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    apply_malloc(args)
     if args.memory_of:
         print(json.dumps(memory_of(args.memory_of, args.model, args.memory_batch, args.num_points)))
         return

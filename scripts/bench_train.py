@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 # This checkout first: the installed `pointnet-kit` may point at another copy of the package.
 sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
-from _bench_common import base_parser, interleave, measure, median_ms, ratio_summary, setup  # noqa: E402
+from _bench_common import apply_malloc, base_parser, interleave, malloc_mode, measure, median_ms, ratio_summary, setup  # noqa: E402
 from _reference_pointnet import STYLES, reference_train_step  # noqa: E402
 
 from pointnet_kit import create_model  # noqa: E402
@@ -174,6 +174,7 @@ def vs_reference(args) -> None:
                     "reference_peak_memory_mb": {style: memory[f"ref_{style}"] for style in args.references},
                     "load_avg_1min": os.getloadavg()[0],
                     "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+                    "malloc": malloc_mode(),
                     "torch": str(torch.__version__),
                 }), flush=True)
 
@@ -195,6 +196,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--memory-of", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    apply_malloc(args)
     if args.memory_of:
         print(json.dumps(memory_of(args.memory_of, args.model, args.batch_sizes[0], args.num_points)))
         return

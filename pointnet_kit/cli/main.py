@@ -28,6 +28,7 @@ import typing
 from typing import Sequence
 
 from .. import __version__  # the package __init__ is lazy: no torch here
+from ..allocator import retain_freed_memory
 from ..errors import PointNetKitError
 from .guide import HelpFormatter, finish_parser
 
@@ -148,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Before torch loads OpenMP: idle threads sleep instead of spinning, so on a shared or busy CPU two
     # threads stay faster than one (measured: a 2-thread training step 6.6-8.0 s -> 2.1-2.6 s at load 6).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    retain_freed_memory()  # big CPU tensors reuse pages instead of faulting them in each step
     argv = list(sys.argv[1:] if argv is None else argv)
     # --debug is accepted after the subcommand too (where argparse would not look for it).
     debug = "--debug" in argv or os.environ.get("POINTNET_KIT_DEBUG", "") not in ("", "0")

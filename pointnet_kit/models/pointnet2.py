@@ -191,24 +191,35 @@ def _unique_pairs_mlp(
     centre = centroids.reshape(b * s, 3)
     conv = mlp[0]
     weight = conv.weight.flatten(1)  # (C1, 3 + D)
-    if _factor_first_layer(conv):
+    if _factor_first_layer(conv):  # the bias rides on the (G, C1) centre term: no (M, C1) pass for it
         centre_term = centre @ weight[:, :3].t()  # (G, C1)
         if conv.bias is not None:
             centre_term = centre_term - conv.bias
         x = (table @ weight.t()).index_select(0, rows) - centre_term.index_select(0, group)
-    else:
+    layers = list(mlp)[1:]
+    # A bias right before BatchNorm with batch statistics is cancelled by the batch mean: on the dense
+    # rows it is left out of the (M, C) product (saving a pass to add it and one to sum its gradient)
+    # and handed to _batch_norm, which keeps the running mean and the bias's (zero) gradient right.
+    pending_bias = None
+    if not _factor_first_layer(conv):
         x = table.index_select(0, rows)  # (M, 3 + D)
         x = torch.cat([x[:, :3] - centre.index_select(0, group), x[:, 3:]], dim=1)
-        x = F.linear(x, weight, conv.bias)
-    layers = list(mlp)[1:]
+        pending_bias = conv.bias if distinct is None and _cancels_bias(layers[0] if layers else None) else None
+        x = F.linear(x, weight, None if pending_bias is not None else conv.bias)
     # ReLU is monotone, so max_k relu(y_k) = relu(max_k y_k), with the same gradient (routed to the
     # argmax, or zero where the max is <= 0): the last ReLU runs on the pooled (G, C') only.
     relu_last = bool(layers) and isinstance(layers[-1], nn.ReLU)
-    for layer in layers[:-1] if relu_last else layers:
+    for i, layer in enumerate(layers[:-1] if relu_last else layers):
         if isinstance(layer, nn.Conv2d):
-            x = F.linear(x, layer.weight.flatten(1), layer.bias)
+            following = layers[i + 1] if i + 1 < len(layers) else None
+            pending_bias = layer.bias if distinct is None and _cancels_bias(following) else None
+            x = F.linear(x, layer.weight.flatten(1), None if pending_bias is not None else layer.bias)
         elif isinstance(layer, nn.BatchNorm2d):
-            x = _batch_norm(x, layer) if distinct is None else _batch_norm_with_padding(x, layer, first, k - counts, b * s * k)
+            if distinct is None:
+                x = _batch_norm(x, layer, cancelled_bias=pending_bias)
+            else:
+                x = _batch_norm_with_padding(x, layer, first, k - counts, b * s * k)
+            pending_bias = None
         else:
             x = layer(x)
     if distinct is None:
@@ -222,15 +233,33 @@ def _unique_pairs_mlp(
     return out.view(b, s, -1).transpose(1, 2)
 
 
-def _batch_norm(x: Tensor, bn: nn.BatchNorm2d) -> Tensor:
-    """``bn`` on rows ``x (M, C)``: what ``nn.BatchNorm2d`` does on the same values laid out ``(B, C, S, K)``."""
+def _cancels_bias(layer: nn.Module | None) -> bool:
+    """Whether ``layer`` is a BatchNorm normalising with batch statistics, which cancel a bias before it."""
+    return isinstance(layer, nn.BatchNorm2d) and (layer.training or not layer.track_running_stats)
+
+
+def _batch_norm(x: Tensor, bn: nn.BatchNorm2d, cancelled_bias: Tensor | None = None) -> Tensor:
+    """``bn`` on rows ``x (M, C)``: what ``nn.BatchNorm2d`` does on the same values laid out ``(B, C, S, K)``.
+
+    ``cancelled_bias``: a bias ``(C,)`` the layer before left out of ``x`` (only with batch
+    statistics, see :func:`_cancels_bias`). The output is the same without it; the running mean
+    still tracks it, and it gets its true gradient, zero (DDP and optimizers see every parameter).
+    """
     momentum = 0.0 if bn.momentum is None else bn.momentum
     if bn.training and bn.track_running_stats:
         bn.num_batches_tracked.add_(1)
         if bn.momentum is None:
             momentum = 1.0 / float(bn.num_batches_tracked)
     use_batch = bn.training or not bn.track_running_stats
-    return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, use_batch, momentum, bn.eps)
+    if cancelled_bias is None:
+        return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, use_batch, momentum, bn.eps)
+    running_mean = None if bn.running_mean is None else bn.running_mean - cancelled_bias.detach()
+    weight = bn.weight if bn.weight is not None else torch.ones_like(cancelled_bias)
+    out = F.batch_norm(x, running_mean, bn.running_var, weight + 0.0 * cancelled_bias, bn.bias, use_batch, momentum, bn.eps)
+    if running_mean is not None:
+        with torch.no_grad():
+            bn.running_mean.copy_(running_mean + cancelled_bias)
+    return out
 
 
 class FeaturePropagation(nn.Module):

@@ -127,7 +127,22 @@ def test_training_step_reaches_every_parameter():
     loss = torch.nn.functional.cross_entropy(model(_cloud(4, 64))["logits"], torch.tensor([0, 1, 2, 0]))
     loss.backward()
     assert torch.isfinite(loss)
-    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    # A convolution's bias right before BatchNorm is cancelled by the batch mean (the reference keeps
+    # it for its parameter count): its true gradient is 0, and only rounding can make it otherwise.
+    redundant = {
+        f"{name}.{i}.bias"
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Sequential)
+        for i, (layer, after) in enumerate(zip(module, list(module)[1:]))
+        if isinstance(layer, (torch.nn.Conv1d, torch.nn.Conv2d)) and isinstance(after, torch.nn.modules.batchnorm._BatchNorm)
+    }
+    assert redundant and redundant <= {name for name, _ in model.named_parameters()}
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        if name in redundant:
+            assert p.grad.abs().max() < 1e-3, name
+        else:
+            assert p.grad.abs().sum() > 0, name
 
 
 @pytest.mark.slow
