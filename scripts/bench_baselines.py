@@ -40,7 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# This checkout first: the installed `pointnet-kit` may point at another copy of the package.
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(ROOT)]
 
 from _bench_common import add_malloc_option, apply_malloc, malloc_mode  # noqa: E402
 
