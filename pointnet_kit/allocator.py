@@ -3,10 +3,11 @@
 glibc's ``malloc`` serves every block above a threshold (at most 32 MiB) with a fresh ``mmap`` and
 returns it to the system on ``free``. A PointNet++ training step allocates and frees tensors of
 67-134 MB dozens of times, so every step faults all of that memory in again, page by page: on this
-project's CPU that was 35-45% of the step (a 16-cloud PointNet++ SSG training step 2.9 s -> 1.9 s
-with the memory kept). Serving all blocks from the heap and never trimming it lets later steps
-reuse the pages; the process keeps its peak memory until it exits (what PyTorch's CUDA caching
-allocator does on the GPU, and what jemalloc or tcmalloc preloaded would give on CPU).
+project's CPU that was 35-45% of the step (a 16-cloud PointNet++ SSG training step took 1.8-2.5 s
+with the memory kept against 2.9-3.6 s without, in back-to-back runs). Serving all blocks from the
+heap and never trimming it lets later steps reuse the pages; the process keeps its peak memory
+until it exits (what PyTorch's CUDA caching allocator does on the GPU, and what jemalloc or
+tcmalloc preloaded would give on CPU).
 
 The command line calls :func:`retain_freed_memory` once at start; ``POINTNET_KIT_MALLOC=system``
 leaves glibc's defaults. Elsewhere than Linux with glibc it does nothing.
