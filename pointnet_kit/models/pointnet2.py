@@ -191,17 +191,17 @@ def _unique_pairs_mlp(
     centre = centroids.reshape(b * s, 3)
     conv = mlp[0]
     weight = conv.weight.flatten(1)  # (C1, 3 + D)
-    if _factor_first_layer(conv):  # the bias rides on the (G, C1) centre term: no (M, C1) pass for it
-        centre_term = centre @ weight[:, :3].t()  # (G, C1)
-        if conv.bias is not None:
-            centre_term = centre_term - conv.bias
-        x = (table @ weight.t()).index_select(0, rows) - centre_term.index_select(0, group)
     layers = list(mlp)[1:]
     # A bias right before BatchNorm with batch statistics is cancelled by the batch mean: on the dense
     # rows it is left out of the (M, C) product (saving a pass to add it and one to sum its gradient)
     # and handed to _batch_norm, which keeps the running mean and the bias's (zero) gradient right.
     pending_bias = None
-    if not _factor_first_layer(conv):
+    if _factor_first_layer(conv):  # the bias rides on the (G, C1) centre term: no (M, C1) pass for it
+        centre_term = centre @ weight[:, :3].t()  # (G, C1)
+        if conv.bias is not None:
+            centre_term = centre_term - conv.bias
+        x = (table @ weight.t()).index_select(0, rows) - centre_term.index_select(0, group)
+    else:
         x = table.index_select(0, rows)  # (M, 3 + D)
         x = torch.cat([x[:, :3] - centre.index_select(0, group), x[:, 3:]], dim=1)
         pending_bias = conv.bias if distinct is None and _cancels_bias(layers[0] if layers else None) else None
