@@ -140,23 +140,35 @@ def ball_query(radius: float, num_neighbors: int, xyz: Tensor, centers: Tensor) 
 
     Balls with fewer than ``K`` points are padded with their first index, as the PointNet++ kernel does.
     An empty ball (a centre that is not one of the points and has none in reach) takes its nearest point.
-    Selection by a running count (``cumsum``) and one ``scatter``, no sort over ``N``.
+    Selection by a running count of the points inside (``cumsum``), no sort over ``N``: the ``j``-th
+    point of a ball is where the count first reaches ``j``, found by binary search (``searchsorted``;
+    half the time of the scatter below, measured on 16 x 512 x 1024) or, while exporting (ONNX has no
+    ``searchsorted``), by scattering each inside point into its slot.
     """
     b, n, _ = xyz.shape
     k = num_neighbors
-    arange_n = torch.arange(n, device=xyz.device).view(1, 1, n)
+    exporting = torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
 
     def block(centres: Tensor) -> Tensor:  # (B, S', 3) -> (B, S', K)
         dist = square_distance(centres, xyz)  # (B, S', N)
         inside = dist <= radius * radius
-        rank = inside.long().cumsum(-1)  # 1-based position among the inside points (ONNX: no bool cumsum)
-        # Slot rank-1 for the first K inside points, a spare slot K for everything else.
-        slot = torch.where(inside & (rank <= k), rank - 1, k)
-        picked = torch.full((b, dist.shape[1], k + 1), n, dtype=torch.long, device=xyz.device)
-        picked.scatter_(2, slot, arange_n.expand(b, dist.shape[1], n))
-        picked = picked[..., :k]
+        if exporting:
+            rank = inside.long().cumsum(-1)  # 1-based position among the inside points (ONNX: no bool cumsum)
+            # Slot rank-1 for the first K inside points, a spare slot K for everything else.
+            slot = torch.where(inside & (rank <= k), rank - 1, k)
+            picked = torch.full((b, dist.shape[1], k + 1), n, dtype=torch.long, device=xyz.device)
+            picked.scatter_(2, slot, torch.arange(n, device=xyz.device).expand(b, dist.shape[1], n))
+            picked = picked[..., :k]
+        else:
+            rank = inside.to(torch.int32).cumsum(-1, dtype=torch.int32)  # (B, S', N), non-decreasing
+            wanted = torch.arange(1, k + 1, dtype=torch.int32, device=xyz.device).expand(b, dist.shape[1], k)
+            picked = torch.searchsorted(rank, wanted.contiguous())  # (B, S', K); N past the last inside point
         first = picked[..., :1]
-        first = torch.where(first == n, dist.argmin(-1, keepdim=True), first)  # empty ball
+        empty = first == n  # a ball with no point in reach: take the nearest point
+        # Centroids drawn from the points (FPS) always hold themselves, so skip the argmin over (B, S', N)
+        # unless some ball is empty (not while exporting: the check reads data).
+        if exporting or bool(empty.any()):
+            first = torch.where(empty, dist.argmin(-1, keepdim=True), first)
         return torch.where(picked == n, first, picked)
 
     return _by_query_chunks(block, centers, n)

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from ..errors import PointNetKitError
 from ..layers import grouping
 from ..layers.conv_mlp import ConvMLP, SharedMLP2d
+from ..layers.fused_linear import linear_batch_norm_max, narrow_linear_batch_norm_relu
 from .contract import PointModel, check_io
 from .registry import register_model
 
@@ -195,6 +196,10 @@ def _unique_pairs_mlp(
     # A bias right before BatchNorm with batch statistics is cancelled by the batch mean: on the dense
     # rows it is left out of the (M, C) product (saving a pass to add it and one to sum its gradient)
     # and handed to _batch_norm, which keeps the running mean and the bias's (zero) gradient right.
+    # In training on every pair, the first (narrow) and last layers run hand-differentiated
+    # (layers/fused_linear.py): the same function with fewer passes over the (M, C) rows.
+    fused = distinct is None and torch.is_grad_enabled() and not torch.is_autocast_enabled(points.device.type)
+    start = 0  # first entry of `layers` still to run
     pending_bias = None
     if _factor_first_layer(conv):  # the bias rides on the (G, C1) centre term: no (M, C1) pass for it
         centre_term = centre @ weight[:, :3].t()  # (G, C1)
@@ -204,12 +209,26 @@ def _unique_pairs_mlp(
     else:
         x = table.index_select(0, rows)  # (M, 3 + D)
         x = torch.cat([x[:, :3] - centre.index_select(0, group), x[:, 3:]], dim=1)
-        pending_bias = conv.bias if distinct is None and _cancels_bias(layers[0] if layers else None) else None
-        x = F.linear(x, weight, None if pending_bias is not None else conv.bias)
+        if fused and len(layers) >= 3 and _cancels_bias(layers[0]) and isinstance(layers[1], nn.ReLU):
+            x, start = narrow_linear_batch_norm_relu(x, conv, layers[0]), 2
+        else:
+            pending_bias = conv.bias if distinct is None and _cancels_bias(layers[0] if layers else None) else None
+            x = F.linear(x, weight, None if pending_bias is not None else conv.bias)
     # ReLU is monotone, so max_k relu(y_k) = relu(max_k y_k), with the same gradient (routed to the
     # argmax, or zero where the max is <= 0): the last ReLU runs on the pooled (G, C') only.
     relu_last = bool(layers) and isinstance(layers[-1], nn.ReLU)
-    for i, layer in enumerate(layers[:-1] if relu_last else layers):
+    end = len(layers) - 1 if relu_last else len(layers)  # entries of `layers` run before the max
+    fused_tail = (
+        fused
+        and relu_last
+        and end - start >= 2
+        and isinstance(layers[end - 2], nn.Conv2d)
+        and _cancels_bias(layers[end - 1])
+    )
+    if fused_tail:
+        end -= 2  # the last Conv -> BatchNorm runs with the max
+    for i in range(start, end):
+        layer = layers[i]
         if isinstance(layer, nn.Conv2d):
             following = layers[i + 1] if i + 1 < len(layers) else None
             pending_bias = layer.bias if distinct is None and _cancels_bias(following) else None
@@ -222,7 +241,9 @@ def _unique_pairs_mlp(
             pending_bias = None
         else:
             x = layer(x)
-    if distinct is None:
+    if fused_tail:
+        out = linear_batch_norm_max(x, layers[end], layers[end + 1], k)  # (G, C')
+    elif distinct is None:
         out = x.view(b * s, k, -1).max(dim=1).values  # (G, C')
     else:
         out = x.new_zeros(b * s, x.shape[1]).scatter_reduce(

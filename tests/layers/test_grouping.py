@@ -82,6 +82,16 @@ def test_ball_query_matches_numpy(radius, k):
         np.testing.assert_array_equal(got[i].numpy(), _np_ball(x[i].numpy(), centres[i].numpy(), radius, k))
 
 
+@pytest.mark.parametrize("radius, k", [(0.1, 8), (0.3, 16), (2.0, 4)])
+def test_ball_query_export_formulation_agrees(radius, k, monkeypatch):
+    """While exporting, ball_query scatters into slots (ONNX has no searchsorted): same indices."""
+    x = _cloud(2, 300, seed=5)
+    centres = torch.cat([x[:, :20], _cloud(2, 5, seed=6) * 3], dim=1)  # with empty balls
+    searched = grouping.ball_query(radius, k, x, centres)
+    monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)
+    assert torch.equal(grouping.ball_query(radius, k, x, centres), searched)
+
+
 def test_ball_query_chunks_agree(monkeypatch):
     x, centres = _cloud(2, 128, seed=7), _cloud(2, 40, seed=8)
     whole = grouping.ball_query(0.25, 12, x, centres)
