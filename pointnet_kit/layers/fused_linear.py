@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-__all__ = ["linear_batch_norm_max", "narrow_linear_batch_norm_relu"]
+__all__ = ["linear_batch_norm_max", "narrow_linear_batch_norm_relu", "update_running_stats"]
 
 # Rows per block in _column_mean_var: the centred block (a few MiB at most) stays in cache.
 _STATS_ROWS = 2048
@@ -49,7 +49,7 @@ def linear_batch_norm_max(x: Tensor, linear: nn.Module, norm: nn.modules.batchno
     """
     weight, bias, gamma, beta = _parameters(linear, norm, x)
     out, mean, var = _LinearBatchNormMax.apply(x, weight, bias, gamma, beta, group_size, norm.eps)
-    _update_running_stats(norm, mean + bias.detach(), var, x.shape[0])
+    update_running_stats(norm, mean + bias.detach(), var, x.shape[0])
     return out
 
 
@@ -61,7 +61,7 @@ def narrow_linear_batch_norm_relu(x: Tensor, linear: nn.Module, norm: nn.modules
     """
     weight, bias, gamma, beta = _parameters(linear, norm, x)
     out, mean, var = _NarrowLinearBatchNormReLU.apply(x, weight, bias, gamma, beta, norm.eps)
-    _update_running_stats(norm, mean + bias.detach(), var, x.shape[0])
+    update_running_stats(norm, mean + bias.detach(), var, x.shape[0])
     return out
 
 
@@ -79,8 +79,9 @@ def _parameters(linear: nn.Module, norm: nn.Module, x: Tensor) -> tuple[Tensor, 
     return weight, bias, gamma, beta
 
 
-def _update_running_stats(norm: nn.modules.batchnorm._BatchNorm, mean: Tensor, var: Tensor, m: int) -> None:
-    """What ``norm`` does to its buffers in a training step: ``var`` biased in, unbiased kept."""
+def update_running_stats(norm: nn.modules.batchnorm._BatchNorm, mean: Tensor, var: Tensor, m: int) -> None:
+    """What ``norm`` does to its buffers in a training step on ``m`` values per channel whose batch
+    ``mean`` and biased ``var`` are given (it keeps the unbiased variance); nothing in eval mode."""
     if not (norm.training and norm.track_running_stats):
         return
     with torch.no_grad():

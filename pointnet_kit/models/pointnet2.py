@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from ..errors import PointNetKitError
 from ..layers import grouping
 from ..layers.conv_mlp import ConvMLP, SharedMLP2d
-from ..layers.fused_linear import linear_batch_norm_max, narrow_linear_batch_norm_relu
+from ..layers.fused_linear import linear_batch_norm_max, narrow_linear_batch_norm_relu, update_running_stats
 from .contract import PointModel, check_io
 from .registry import register_model
 
@@ -148,12 +148,7 @@ def _batch_norm_with_padding(x: Tensor, bn: nn.BatchNorm2d, first: Tensor, extra
     mean = (x.sum(0) + (weight * x_first).sum(0)) / total
     centred, centred_first = x - mean, x_first - mean
     var = ((centred * centred).sum(0) + (weight * centred_first * centred_first).sum(0)) / total
-    if bn.training and bn.track_running_stats:
-        with torch.no_grad():
-            bn.num_batches_tracked.add_(1)
-            momentum = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
-            bn.running_mean.mul_(1 - momentum).add_(momentum * mean)
-            bn.running_var.mul_(1 - momentum).add_(momentum * var * (total / max(total - 1, 1)))
+    update_running_stats(bn, mean, var, total)
     scale = torch.rsqrt(var + bn.eps)
     if bn.affine:
         scale = scale * bn.weight
