@@ -29,6 +29,8 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from .grouping import group_max
+
 __all__ = ["linear_batch_norm_max", "narrow_linear_batch_norm_relu", "update_running_stats"]
 
 # Rows per block in _column_mean_var: the centred block (a few MiB at most) stays in cache.
@@ -126,7 +128,7 @@ class _LinearBatchNormMax(torch.autograd.Function):
         u = x @ signed_weight.t()  # (M, C) = sign * (x W^T); the bias is cancelled by the batch mean
         mean, var = _column_mean_var(u)  # (C,), of the signed product
         rstd = torch.rsqrt(var + eps)
-        top, arg = u.view(-1, k, u.shape[1]).max(dim=1)  # (G, C): |a| u + c is largest where u is
+        top, arg = group_max(u, k)  # (G, C): |a| u + c is largest where u is
         scale = gamma.abs() * rstd  # |a|
         out = (top - mean) * scale + beta
         ctx.save_for_backward(x, signed_weight, u, top, arg, mean, rstd, gamma, sign)

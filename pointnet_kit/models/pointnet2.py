@@ -239,7 +239,7 @@ def _unique_pairs_mlp(
     if fused_tail:
         out = linear_batch_norm_max(x, layers[end], layers[end + 1], k)  # (G, C')
     elif distinct is None:
-        out = x.view(b * s, k, -1).max(dim=1).values  # (G, C')
+        out = grouping.group_max(x, k)[0]  # (G, C')
     else:
         out = x.new_zeros(b * s, x.shape[1]).scatter_reduce(
             0, group.unsqueeze(1).expand_as(x), x, reduce="amax", include_self=False

@@ -177,3 +177,15 @@ def test_exported_ops_keep_fps_one_loop_and_the_batch_dynamic():
     for b, n in [(2, 40), (3, 40), (1, 40)]:
         y = _cloud(b, n, dtype=torch.float32, seed=b)
         assert torch.equal(program.module()(y), _Sampler()(y))
+
+
+def test_group_max_is_max_over_each_group_of_rows():
+    rows = _cloud(1, 6 * 5, 7, seed=11)[0]  # (30, 7): 6 groups of 5 rows
+    rows[5:10] = rows[7]  # a group of identical rows: ties
+    values, index = grouping.group_max(rows, 5)
+    want = rows.view(6, 5, 7).max(dim=1)
+    assert torch.equal(values, want.values) and torch.equal(index, want.indices)
+    assert index[1].eq(0).all()  # the first of tied rows
+    leaf = rows.clone().requires_grad_()
+    grouping.group_max(leaf, 5)[0].sum().backward()
+    assert torch.equal(leaf.grad.view(6, 5, 7).sum(1), torch.ones(6, 7))  # each (group, channel) once
