@@ -89,8 +89,9 @@ def update_running_stats(norm: nn.modules.batchnorm._BatchNorm, mean: Tensor, va
     with torch.no_grad():
         norm.num_batches_tracked.add_(1)
         momentum = norm.momentum if norm.momentum is not None else 1.0 / float(norm.num_batches_tracked)
-        norm.running_mean.lerp_(mean, momentum)
-        norm.running_var.lerp_(var * (m / max(m - 1, 1)), momentum)
+        dtype = norm.running_mean.dtype  # the statistics may come in the autocast dtype
+        norm.running_mean.lerp_(mean.to(dtype), momentum)
+        norm.running_var.lerp_(var.to(dtype) * (m / max(m - 1, 1)), momentum)
 
 
 def _column_mean_var(u: Tensor) -> tuple[Tensor, Tensor]:

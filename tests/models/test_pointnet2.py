@@ -145,6 +145,25 @@ def test_training_step_reaches_every_parameter():
             assert p.grad.abs().sum() > 0, name
 
 
+@pytest.mark.parametrize("max_fill", [1.0, 0.0])  # packed pairs / every pair as rows
+def test_training_step_under_bf16_autocast(max_fill, monkeypatch):
+    """The rows paths under CPU autocast (the hand-written layers step aside): bf16 activations,
+    float32 running statistics, a gradient for every parameter."""
+    from pointnet_kit.models import pointnet2
+
+    monkeypatch.setattr(pointnet2, "PACKED_MAX_FILL", max_fill)
+    model = create_model("pointnet2_ssg", seed=0, num_classes=3)
+    before = model.levels[0].mlps[0][1].running_mean.clone()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(_cloud(3, 64))["logits"]
+    loss = torch.nn.functional.cross_entropy(logits.float(), torch.tensor([0, 1, 2]))
+    loss.backward()
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(loss)
+    assert all(p.grad is not None for p in model.parameters())
+    after = model.levels[0].mlps[0][1].running_mean
+    assert after.dtype == torch.float32 and not torch.equal(after, before)
+
+
 @pytest.mark.slow
 def test_ssg_learns_two_synthetic_classes():
     """A few Adam steps separate spheres from flat discs (training mode, BatchNorm; ~30 s on one core)."""
