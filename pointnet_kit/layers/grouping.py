@@ -162,7 +162,7 @@ def ball_query(radius: float, num_neighbors: int, xyz: Tensor, centers: Tensor) 
             picked.scatter_(2, slot, torch.arange(n, device=xyz.device).expand(b, dist.shape[1], n))
             picked = picked[..., :k]
         else:
-            rank = inside.to(torch.int32).cumsum(-1, dtype=torch.int32)  # (B, S', N), non-decreasing
+            rank = inside.cumsum(-1, dtype=torch.int32)  # (B, S', N), non-decreasing
             wanted = torch.arange(1, k + 1, dtype=torch.int32, device=xyz.device).expand(b, dist.shape[1], k)
             picked = torch.searchsorted(rank, wanted.contiguous())  # (B, S', K); N past the last inside point
         first = picked[..., :1]
